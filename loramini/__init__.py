@@ -1,0 +1,19 @@
+"""loramini: LoRA-Mini, parameter-efficient fine-tuning with r·(a+b) trainable numbers per layer.
+
+    ΔW = (α/r) · B_aux · B_train · A_train · A_aux     (aux frozen and seeded, inner two trained)
+"""
+
+__version__ = "0.1.0"
+
+from .config import LoRAMiniConfig
+from .counting import ParameterCounts, count_parameters, lora_params, loramini_params, predict_adapter_params
+from .inject import PRESETS, find_targets, inject, loramini_layers, merge, merge_and_unload, unmerge
+from .io import export_peft, load_adapter, save_adapter
+from .layer import LoRAMiniLinear
+from .models import roberta_config, tiny_roberta
+
+__all__ = [
+    "LoRAMiniConfig", "LoRAMiniLinear", "ParameterCounts", "PRESETS", "count_parameters", "export_peft",
+    "find_targets", "inject", "load_adapter", "lora_params", "loramini_layers", "loramini_params", "merge",
+    "merge_and_unload", "predict_adapter_params", "roberta_config", "save_adapter", "tiny_roberta", "unmerge",
+]

@@ -1,0 +1,108 @@
+"""`LoRAMiniConfig`: every hyper-parameter of a LoRA-Mini adapter, validated when built.
+
+The config is plain data (a dataclass) so that it round-trips through JSON and can be stored next to
+the adapter weights (`adapter_config.json`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+AUX_INITS = ("gaussian", "orthogonal", "identity")
+
+
+@dataclass
+class LoRAMiniConfig:
+    """Hyper-parameters of LoRA-Mini: ``ΔW = scale · B_aux · B_train · A_train · A_aux``.
+
+    Args:
+        r: inner rank, shared by ``A_train`` (r × a) and ``B_train`` (b × r).
+        a: width of the frozen input projection ``A_aux`` (a × d_in).
+        b: width of the frozen output projection ``B_aux`` (d_out × b).
+        alpha: scale numerator; ``scale = alpha / r`` (or ``alpha / sqrt(r)`` with ``use_rslora``).
+        dropout: dropout on the adapter's input (0 disables it).
+        target_modules: module-name suffixes (``["query", "value"]``), one regex matched against the
+            full module name, or a preset: ``"attention"``, ``"dense"``, ``"all-linear"``.
+        modules_to_save: modules trained in full and saved with the adapter. ``None`` = the model's
+            task head (``classifier`` / ``score``) when it has one; ``[]`` = none.
+        projection_seed: seed of the frozen aux factors (with each module's name).
+        save_projection: also store the aux factors in the adapter file (otherwise regenerated).
+        aux_init: ``"gaussian"`` (default), ``"orthogonal"``, or ``"identity"`` (needs a = d_in and
+            b = d_out: LoRA-Mini then *is* LoRA; for teaching).
+        use_rslora: rank-stabilised scaling ``alpha / sqrt(r)``.
+    """
+
+    r: int = 8
+    a: int = 32
+    b: int = 32
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: Union[list[str], str] = field(default_factory=lambda: ["query", "value"])
+    modules_to_save: Optional[list[str]] = None
+    projection_seed: int = 0
+    save_projection: bool = False
+    aux_init: str = "gaussian"
+    use_rslora: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("r", "a", "b"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"LoRAMiniConfig.{name}={value!r}: must be an integer >= 1.")
+        if self.r > min(self.a, self.b):
+            raise ValueError(
+                f"LoRAMiniConfig.r={self.r} is larger than min(a, b)={min(self.a, self.b)}: rank(ΔW) <= "
+                f"min(r, a, b), so the extra rank only wastes parameters. Use r <= {min(self.a, self.b)} "
+                f"or raise a/b."
+            )
+        if not isinstance(self.alpha, (int, float)) or isinstance(self.alpha, bool) or not self.alpha > 0:
+            raise ValueError(f"LoRAMiniConfig.alpha={self.alpha!r}: must be a number > 0 (e.g. 2 * r).")
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"LoRAMiniConfig.dropout={self.dropout!r}: must satisfy 0 <= dropout < 1.")
+        if self.aux_init not in AUX_INITS:
+            raise ValueError(f"LoRAMiniConfig.aux_init={self.aux_init!r}: choose one of {AUX_INITS}.")
+        if isinstance(self.target_modules, (list, tuple)):
+            if not self.target_modules or not all(isinstance(t, str) and t for t in self.target_modules):
+                raise ValueError(
+                    f"LoRAMiniConfig.target_modules={self.target_modules!r}: give non-empty module names, "
+                    f"a regex string, or a preset ('attention', 'dense', 'all-linear')."
+                )
+            self.target_modules = list(self.target_modules)
+        elif not isinstance(self.target_modules, str) or not self.target_modules:
+            raise TypeError(
+                f"LoRAMiniConfig.target_modules={self.target_modules!r}: expected a list of names, a regex "
+                f"string or a preset name."
+            )
+        if self.modules_to_save is not None:
+            if isinstance(self.modules_to_save, str) or not all(isinstance(m, str) for m in self.modules_to_save):
+                raise TypeError(
+                    f"LoRAMiniConfig.modules_to_save={self.modules_to_save!r}: expected a list of module "
+                    f"names such as ['classifier'], [] for none, or None for the task head."
+                )
+            self.modules_to_save = list(self.modules_to_save)
+        if isinstance(self.projection_seed, bool) or not isinstance(self.projection_seed, int):
+            raise TypeError(f"LoRAMiniConfig.projection_seed={self.projection_seed!r}: expected an integer.")
+
+    @property
+    def scale(self) -> float:
+        """The factor in front of ΔW: ``alpha / r`` (``alpha / sqrt(r)`` with rsLoRA)."""
+        return self.alpha / (self.r**0.5 if self.use_rslora else self.r)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LoRAMiniConfig":
+        """Build from a dict, ignoring extra keys (e.g. those `save_adapter` adds to the JSON file)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @classmethod
+    def from_json(cls, text: str) -> "LoRAMiniConfig":
+        return cls.from_dict(json.loads(text))

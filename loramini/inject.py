@@ -1,0 +1,183 @@
+"""Put LoRA-Mini into any model: find the target `nn.Linear` layers, wrap them, freeze the rest.
+
+    model = loramini.inject(model, LoRAMiniConfig(target_modules=["query", "value"]))
+    loramini.merge(model); loramini.unmerge(model)
+    model = loramini.merge_and_unload(model)   # plain nn.Linear layers again
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator, Optional
+
+from torch import nn
+
+from .config import LoRAMiniConfig
+from .layer import LoRAMiniLinear
+
+# Presets name module suffixes (BERT/RoBERTa names first, then the usual decoder names).
+PRESETS = {
+    "attention": r".*\.(query|key|value|attention\.output\.dense|q_proj|k_proj|v_proj|o_proj|out_proj)",
+    "dense": r".*\.((?<!attention\.)output\.dense|intermediate\.dense|fc1|fc2|gate_proj|up_proj|down_proj)",
+    "all-linear": None,  # every nn.Linear outside the task head
+}
+HEAD_NAMES = ("classifier", "score", "qa_outputs", "lm_head")
+
+
+def default_head(model: nn.Module) -> list[str]:
+    """The task head that `modules_to_save=None` trains: `classifier` / `score` / ... when present."""
+    return [name for name in HEAD_NAMES[:3] if isinstance(getattr(model, name, None), nn.Module)]
+
+
+def resolve_modules_to_save(model: nn.Module, config: LoRAMiniConfig) -> list[str]:
+    names = default_head(model) if config.modules_to_save is None else list(config.modules_to_save)
+    modules = dict(model.named_modules())
+    missing = [n for n in names if n not in modules]
+    if missing:
+        top = [n for n, _ in model.named_children()]
+        raise ValueError(
+            f"modules_to_save={names!r}: no module named {missing!r} in {type(model).__name__}. "
+            f"Top-level modules: {top}. Use one of them, or [] to train no head."
+        )
+    return names
+
+
+def _in_head(name: str, heads: list[str]) -> bool:
+    return any(name == h or name.startswith(h + ".") for h in heads + list(HEAD_NAMES))
+
+
+def _describe_linear_names(model: nn.Module) -> str:
+    """A short list of the distinct Linear names (layer indices folded), for error messages."""
+    names = sorted({re.sub(r"\.\d+\.", ".N.", n) for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+    return ", ".join(names) if names else "(none: this model has no nn.Linear layers)"
+
+
+def find_targets(model: nn.Module, config: LoRAMiniConfig, heads: Optional[list[str]] = None) -> list[str]:
+    """Full names of the modules that `config.target_modules` selects, checked to be `nn.Linear`."""
+    heads = resolve_modules_to_save(model, config) if heads is None else heads
+    modules = dict(model.named_modules())
+    spec = config.target_modules
+    if isinstance(spec, list):
+        selected = []
+        for suffix in spec:
+            hits = [n for n in modules if n == suffix or n.endswith("." + suffix)]
+            if not hits:
+                raise ValueError(
+                    f"target_modules entry {suffix!r} matches no module of {type(model).__name__}. "
+                    f"Linear layers available: {_describe_linear_names(model)}."
+                )
+            selected += hits
+    elif spec == "all-linear":
+        selected = [n for n, m in modules.items() if isinstance(m, nn.Linear) and not _in_head(n, heads)]
+    else:
+        pattern = PRESETS.get(spec, spec)
+        try:
+            regex = re.compile(pattern)
+        except re.error as err:
+            raise ValueError(f"target_modules={spec!r} is neither a preset {list(PRESETS)} nor a valid regex: {err}.")
+        selected = [n for n in modules if regex.fullmatch(n) and not _in_head(n, heads)]
+    selected = sorted(set(selected), key=list(modules).index)
+    if not selected:
+        raise ValueError(
+            f"target_modules={spec!r} selects no layer of {type(model).__name__}. "
+            f"Linear layers available: {_describe_linear_names(model)}."
+        )
+    wrong = [f"{n} ({type(modules[n]).__name__})" for n in selected if not isinstance(modules[n], nn.Linear)]
+    if wrong:
+        raise TypeError(
+            f"LoRA-Mini adapts nn.Linear layers only; target_modules={spec!r} selects {wrong}. "
+            f"Linear layers available: {_describe_linear_names(model)}."
+        )
+    return selected
+
+
+def loramini_layers(model: nn.Module) -> Iterator[tuple[str, LoRAMiniLinear]]:
+    """(name, layer) for every LoRA-Mini layer in `model`."""
+    for name, module in model.named_modules():
+        if isinstance(module, LoRAMiniLinear):
+            yield name, module
+
+
+def _set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
+
+
+def inject(model: nn.Module, config: LoRAMiniConfig) -> nn.Module:
+    """Wrap the target layers of `model` in `LoRAMiniLinear`, in place, and return `model`.
+
+    Afterwards only the adapters' A_train/B_train and the `modules_to_save` (default: the task head)
+    require gradients; every other parameter is frozen.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"inject expects a torch.nn.Module, got {type(model).__name__}.")
+    if not isinstance(config, LoRAMiniConfig):
+        raise TypeError(f"inject expects a LoRAMiniConfig, got {type(config).__name__}.")
+    if any(True for _ in loramini_layers(model)):
+        raise ValueError(
+            "This model already has LoRA-Mini layers: inject it once. To start over, call "
+            "loramini.merge_and_unload(model) (keeps the update) or rebuild the base model."
+        )
+    heads = resolve_modules_to_save(model, config)
+    targets = find_targets(model, config, heads)
+    # Validate every target before changing anything, so a bad config leaves the model untouched.
+    modules = dict(model.named_modules())
+    for name in targets:
+        d_out, d_in = modules[name].weight.shape
+        if config.a > d_in or config.b > d_out:
+            raise ValueError(
+                f"Layer {name!r} ({d_in} -> {d_out}) is too small for a={config.a}, b={config.b}: LoRA-Mini "
+                f"needs a <= d_in and b <= d_out. Lower a/b or leave this layer out of target_modules."
+            )
+        if config.aux_init == "identity" and (config.a != d_in or config.b != d_out):
+            raise ValueError(
+                f"aux_init='identity' needs a = d_in and b = d_out; layer {name!r} has d_in={d_in}, "
+                f"d_out={d_out} but a={config.a}, b={config.b}."
+            )
+    for param in model.parameters():
+        param.requires_grad_(False)
+    for name in targets:
+        layer = LoRAMiniLinear(
+            modules[name], r=config.r, a=config.a, b=config.b, alpha=config.alpha, dropout=config.dropout,
+            name=name, projection_seed=config.projection_seed, aux_init=config.aux_init,
+            use_rslora=config.use_rslora,
+        )
+        _set_submodule(model, name, layer)
+    for head in heads:
+        for param in model.get_submodule(head).parameters():
+            param.requires_grad_(True)
+    model.loramini_config = config  # remembered for save_adapter / export_peft
+    model.loramini_modules_to_save = heads
+    return model
+
+
+def _require_layers(model: nn.Module, action: str) -> list[LoRAMiniLinear]:
+    layers = [layer for _, layer in loramini_layers(model)]
+    if not layers:
+        raise ValueError(f"{action}: this model has no LoRA-Mini layers. Call loramini.inject(model, config) first.")
+    return layers
+
+
+def merge(model: nn.Module) -> nn.Module:
+    """Fold every adapter into its base weight (W ← W + ΔW); forward then costs what the base costs."""
+    for layer in _require_layers(model, "merge"):
+        layer.merge()
+    return model
+
+
+def unmerge(model: nn.Module) -> nn.Module:
+    """Undo `merge` (W ← W − ΔW), so that training can go on."""
+    for layer in _require_layers(model, "unmerge"):
+        layer.unmerge()
+    return model
+
+
+def merge_and_unload(model: nn.Module) -> nn.Module:
+    """Merge every adapter and put the plain `nn.Linear` layers back; returns `model`."""
+    for name, layer in list(loramini_layers(model)):
+        layer.merge()
+        _set_submodule(model, name, layer.base)
+    for attr in ("loramini_config", "loramini_modules_to_save"):
+        if hasattr(model, attr):
+            delattr(model, attr)
+    return model

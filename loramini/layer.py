@@ -1,0 +1,184 @@
+"""`LoRAMiniLinear`: a frozen `nn.Linear` plus the LoRA-Mini update.
+
+    y = base(x) + scale · B_aux · B_train · A_train · A_aux · dropout(x)
+
+    A_aux   (a × d_in)   frozen buffer, random from (projection_seed, module name)
+    A_train (r × a)      trainable, Kaiming-uniform like LoRA's A
+    B_train (b × r)      trainable, zeros, so ΔW = 0 at step 0
+    B_aux   (d_out × b)  frozen buffer, random from (projection_seed, module name)
+
+Dtypes: the aux buffers follow the base layer (device and dtype). The trainable factors are created in
+float32 whatever the base dtype, because with only r·(a+b) numbers per layer the optimizer's small
+updates would round away in bf16/fp16; in the forward pass they are cast to the activation dtype, which
+costs nothing (they are tiny) and lets autograd accumulate fp32 gradients.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def stable_seed(projection_seed: int, module_name: str, factor: str) -> int:
+    """A 63-bit seed from (projection_seed, module name, factor), equal in every process and run.
+
+    Python's `hash()` is salted per process, so we hash with SHA-256 instead.
+    """
+    digest = hashlib.sha256(f"{projection_seed}|{module_name}|{factor}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def make_aux(rows: int, cols: int, fan_in: int, init: str, seed: int) -> torch.Tensor:
+    """A frozen projection (rows × cols) in float32 on the CPU, reproducible from `seed`.
+
+    "gaussian": N(0, 1/fan_in), so a projection keeps the per-entry variance of its input.
+    "orthogonal": orthonormal rows (or columns), rescaled to the gaussian's expected Frobenius norm.
+    "identity": the identity (rows == cols), which turns LoRA-Mini back into LoRA.
+    """
+    if init == "identity":
+        if rows != cols:
+            raise ValueError(f"aux_init='identity' needs a square projection, got {rows} × {cols}.")
+        return torch.eye(rows)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    gaussian = torch.randn(rows, cols, generator=generator, dtype=torch.float32)
+    if init == "gaussian":
+        return gaussian / math.sqrt(fan_in)
+    # QR of the tall orientation gives orthonormal columns; transpose back for wide matrices.
+    tall = gaussian if rows >= cols else gaussian.T
+    q, r = torch.linalg.qr(tall.double())
+    q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)  # fix QR's sign ambiguity: a unique answer
+    q = (q if rows >= cols else q.T).float()
+    expected_norm = math.sqrt(rows * cols / fan_in)
+    return q * (expected_norm / q.norm())
+
+
+class LoRAMiniLinear(nn.Module):
+    """A frozen linear layer with a LoRA-Mini adapter.
+
+    Args:
+        base: the `nn.Linear` to adapt. Its weight and bias are used as they are (not copied) and frozen.
+        r, a, b, alpha, dropout, aux_init, use_rslora: see `LoRAMiniConfig`.
+        name: the module's full name in the model; with `projection_seed` it fixes the aux factors.
+
+    Shapes: input (..., d_in) → output (..., d_out), any number of leading dimensions.
+    """
+
+    def __init__(
+        self,
+        base: nn.Linear,
+        r: int = 8,
+        a: int = 32,
+        b: int = 32,
+        alpha: float = 16.0,
+        dropout: float = 0.0,
+        name: str = "",
+        projection_seed: int = 0,
+        aux_init: str = "gaussian",
+        use_rslora: bool = False,
+    ) -> None:
+        super().__init__()
+        if not isinstance(base, nn.Linear):
+            raise TypeError(f"LoRAMiniLinear wraps nn.Linear, got {type(base).__name__} for {name!r}.")
+        d_out, d_in = base.weight.shape
+        if a > d_in or b > d_out:
+            raise ValueError(
+                f"Layer {name!r} ({d_in} -> {d_out}): needs a <= d_in and b <= d_out, got a={a}, b={b}. "
+                f"Lower a/b or leave this layer out of target_modules."
+            )
+        self.base = base
+        base.weight.requires_grad_(False)
+        if base.bias is not None:
+            base.bias.requires_grad_(False)
+        self.in_features, self.out_features = d_in, d_out
+        self.r, self.a, self.b = r, a, b
+        self.alpha, self.use_rslora = alpha, use_rslora
+        self.scale = alpha / (math.sqrt(r) if use_rslora else r)
+        self.name, self.projection_seed, self.aux_init = name, projection_seed, aux_init
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.merged = False
+
+        device, dtype = base.weight.device, base.weight.dtype
+        # Trainable factors: fp32 masters (see module docstring), on the base's device.
+        self.A_train = nn.Parameter(torch.empty(r, a, device=device, dtype=torch.float32))
+        self.B_train = nn.Parameter(torch.zeros(b, r, device=device, dtype=torch.float32))
+        if device.type != "meta":
+            nn.init.kaiming_uniform_(self.A_train, a=math.sqrt(5))  # LoRA's init for A
+        # Frozen aux factors: non-persistent buffers, so they follow .to() but stay out of state_dict
+        # (they are regenerated from the seed; save_adapter stores them only when asked).
+        self.register_buffer("A_aux", self._aux("A", device, dtype), persistent=False)
+        self.register_buffer("B_aux", self._aux("B", device, dtype), persistent=False)
+
+    def _aux(self, factor: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        rows, cols, fan_in = (self.a, self.in_features, self.in_features) if factor == "A" else (
+            self.out_features, self.b, self.b)
+        if device.type == "meta":  # counting / shape checks without allocating memory
+            return torch.empty(rows, cols, device="meta", dtype=dtype)
+        seed = stable_seed(self.projection_seed, self.name, factor)
+        # Always drawn on the CPU in fp32, then moved: identical on every device and dtype.
+        return make_aux(rows, cols, fan_in, self.aux_init, seed).to(device=device, dtype=dtype)
+
+    def regenerate_aux(self) -> None:
+        """Redraw the aux buffers from the seed (e.g. after `to_empty()` on a meta model)."""
+        device, dtype = self.base.weight.device, self.base.weight.dtype
+        self.A_aux = self._aux("A", device, dtype)
+        self.B_aux = self._aux("B", device, dtype)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.base.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.base.bias
+
+    def adapter_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """scale · B_aux B_train A_train A_aux x for x (..., d_in) → (..., d_out), cheapest order."""
+        h = F.linear(self.dropout(x), self.A_aux.to(x.dtype))  # (..., a)
+        h = F.linear(h, self.A_train.to(h.dtype))  # (..., r)
+        h = F.linear(h, self.B_train.to(h.dtype))  # (..., b)
+        return F.linear(h, self.B_aux.to(h.dtype)) * self.scale  # (..., d_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base(x)
+        if self.merged:  # ΔW already lives in base.weight: no extra cost
+            return out
+        return out + self.adapter_forward(x).to(out.dtype)
+
+    def delta_weight(self) -> torch.Tensor:
+        """ΔW = scale · B_aux B_train A_train A_aux, shape (d_out, d_in), computed in fp32."""
+        b_full = self.B_aux.float() @ self.B_train.float()  # (d_out, r)
+        a_full = self.A_train.float() @ self.A_aux.float()  # (r, d_in)
+        return (b_full @ a_full) * self.scale
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """W ← W + ΔW. Refuses (ValueError) if the result would hold inf/NaN in the base dtype."""
+        if self.merged:
+            return
+        weight = self.base.weight
+        merged = (weight.float() + self.delta_weight()).to(weight.dtype)
+        if not torch.isfinite(merged).all():
+            raise ValueError(
+                f"Merging layer {self.name!r} would give non-finite weights in {weight.dtype}: the adapter "
+                f"is too large for this dtype. Check training for divergence, or merge in float32."
+            )
+        weight.copy_(merged)
+        self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        """W ← W − ΔW: the original weight again, up to float rounding."""
+        if not self.merged:
+            return
+        weight = self.base.weight
+        weight.copy_((weight.float() - self.delta_weight()).to(weight.dtype))
+        self.merged = False
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, r={self.r}, "
+                f"a={self.a}, b={self.b}, scale={self.scale:g}, aux_init={self.aux_init!r}, "
+                f"merged={self.merged}")
