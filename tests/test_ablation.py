@@ -1,0 +1,52 @@
+"""The ablation runner: grid expansion, caching, resume, summaries."""
+
+import json
+
+import pytest
+
+from loramini.ablation import cell_key, grid_cells, run_ablation, summarize
+
+
+def test_grid_cells_cover_every_combination():
+    cells = grid_cells({"r": [1, 2], "ab": [(8, 8), (16, 4)]}, fixed={"task": "synthetic"})
+    assert len(cells) == 4
+    assert {(c["r"], c["ab"]) for c in cells} == {(1, (8, 8)), (1, (16, 4)), (2, (8, 8)), (2, (16, 4))}
+    assert all(c["task"] == "synthetic" for c in cells)
+
+
+def test_empty_grid_values_are_refused():
+    with pytest.raises(ValueError, match=r"grid\['r'\]"):
+        grid_cells({"r": []})
+
+
+def test_results_are_cached_and_reruns_skip_finished_cells(tmp_path):
+    calls = []
+
+    def run_cell(params):
+        calls.append(params["r"])
+        return {"accuracy": 0.5 + 0.1 * params["r"] + 0.01 * params["ab"][0]}
+
+    grid = {"r": [1, 2], "ab": [(1, 1), (3, 3)]}
+    first = run_ablation(grid, run_cell, tmp_path)
+    assert sorted(calls) == [1, 1, 2, 2] and not first["cached"].any()
+    assert len(list(tmp_path.glob("cell-*.json"))) == 4
+
+    grid["r"].append(4)  # a bigger grid runs only the new cells
+    second = run_ablation(grid, run_cell, tmp_path)
+    assert sorted(calls) == [1, 1, 2, 2, 4, 4]
+    assert second["cached"].sum() == 4
+    stats = summarize(second, "accuracy", ["r"])
+    assert stats.set_index("r")["mean"].to_dict() == pytest.approx({1: 0.62, 2: 0.72, 4: 0.92})
+
+
+def test_a_failed_cell_leaves_no_cache_file(tmp_path):
+    def run_cell(params):
+        if params["r"] == 2:
+            raise RuntimeError("killed")
+        return {"accuracy": 1.0}
+
+    with pytest.raises(RuntimeError):
+        run_ablation({"r": [1, 2]}, run_cell, tmp_path)
+    files = list(tmp_path.glob("cell-*.json"))
+    assert [json.loads(f.read_text())["params"]["r"] for f in files] == [1]
+    assert cell_key({"r": 1}) in files[0].name
