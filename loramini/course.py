@@ -1,0 +1,104 @@
+"""Coursework: turn the solution notebooks into student notebooks.
+
+    python -m loramini.course student          # notebooks/*.ipynb → notebooks/exercises/*.ipynb
+    python -m loramini.course student --check  # exit 1 if the committed student versions are stale
+
+The solution notebooks mark exercises with nbgrader's markers, so an instructor who uses nbgrader can take
+them as they are; this command does the same job without nbgrader:
+
+    ### BEGIN SOLUTION ... ### END SOLUTION          → `raise NotImplementedError()` (same indentation)
+    ### BEGIN HIDDEN TESTS ... ### END HIDDEN TESTS  → removed
+    outputs and execution counts                     → cleared
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTION_DIR = ROOT / "notebooks"
+STUDENT_DIR = SOLUTION_DIR / "exercises"
+_SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*(\n|$)", re.M | re.S)
+_HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[^\n]*\n.*?^[ \t]*### END HIDDEN TESTS[^\n]*(\n|$)", re.M | re.S)
+_STUDENT_NOTE = ("> **Student version.** Cells marked *Exercise* raise `NotImplementedError` until you replace "
+                 "that line with your code; the check after it then tells you whether you got it right.\n\n")
+
+
+def strip_solutions(source: str) -> str:
+    """The student version of one cell's source."""
+    source = _HIDDEN.sub("", source)
+    source = _SOLUTION.sub(lambda m: f"{m.group(1)}raise NotImplementedError(){m.group(2)}", source)
+    return source
+
+
+def has_exercise(source: str) -> bool:
+    return "### BEGIN SOLUTION" in source
+
+
+def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of `nb` with solutions replaced, hidden tests removed and outputs cleared."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.source = strip_solutions(cell.source)
+            cell.outputs, cell.execution_count = [], None
+            cell.metadata.pop("execution", None)
+    first = next((c for c in nb.cells if c.cell_type == "markdown"), None)
+    if first is not None and _STUDENT_NOTE not in first.source:
+        # Badges in the first cell must point at the student copy, which lives in notebooks/exercises/.
+        first.source = re.sub(r"(/notebooks/)(\d\d_[\w]+\.ipynb)", r"\1exercises/\2", first.source)
+        first.source = first.source + "\n\n" + _STUDENT_NOTE.strip()
+    return nb
+
+
+def render(nb: nbformat.NotebookNode) -> str:
+    return nbformat.writes(nb) + "\n"
+
+
+def build_students(solution_dir: Path = SOLUTION_DIR, student_dir: Path = STUDENT_DIR) -> dict[Path, str]:
+    """{student path: its text} for every solution notebook that holds at least one exercise."""
+    out = {}
+    for path in sorted(solution_dir.glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        if any(c.cell_type == "code" and has_exercise(c.source) for c in nb.cells):
+            out[student_dir / path.name] = render(student_notebook(nb))
+    return out
+
+
+def stale(solution_dir: Path = SOLUTION_DIR, student_dir: Path = STUDENT_DIR) -> list[str]:
+    """Names of the student notebooks that are missing or differ from what the solutions give."""
+    expected = build_students(solution_dir, student_dir)
+    bad = [p.name for p, text in expected.items() if not p.is_file() or p.read_text() != text]
+    extra = [p.name for p in student_dir.glob("*.ipynb") if p not in expected]
+    return bad + extra
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loramini.course", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    student = sub.add_parser("student", help="write the student notebooks into notebooks/exercises/")
+    student.add_argument("--check", action="store_true", help="only check that they are up to date")
+    args = parser.parse_args(argv)
+    if args.check:
+        bad = stale()
+        if bad:
+            print(f"Stale student notebooks: {', '.join(bad)}. Run: python -m loramini.course student", file=sys.stderr)
+            return 1
+        print("Student notebooks are up to date.")
+        return 0
+    from .io import atomic_write
+
+    for path, text in build_students().items():
+        atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text))
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

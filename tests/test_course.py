@@ -1,0 +1,64 @@
+"""Coursework: the student notebooks are generated from the solutions, are current, and run."""
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from loramini import course
+
+SOLUTION = '''import torch
+x = 1
+### BEGIN SOLUTION
+answer = x + 1
+### END SOLUTION
+check(answer)
+'''
+
+
+def test_strip_solutions_replaces_the_block_with_same_indentation():
+    assert course.strip_solutions(SOLUTION) == "import torch\nx = 1\nraise NotImplementedError()\ncheck(answer)\n"
+    indented = "def f(x):\n    ### BEGIN SOLUTION\n    return x + 1\n    ### END SOLUTION\n"
+    assert course.strip_solutions(indented) == "def f(x):\n    raise NotImplementedError()\n"
+
+
+def test_hidden_tests_are_removed():
+    src = "check(a)\n### BEGIN HIDDEN TESTS\nassert a == 2\n### END HIDDEN TESTS\nprint('done')"
+    assert course.strip_solutions(src) == "check(a)\nprint('done')"
+
+
+def test_student_notebook_clears_outputs_and_points_badges_at_the_copy():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("[badge](https://colab.research.google.com/github/o/loramini/blob/main/notebooks/01_x.ipynb)"),
+                nbformat.v4.new_code_cell(SOLUTION, execution_count=3,
+                                          outputs=[nbformat.v4.new_output("stream", text="2\n")])]
+    student = course.student_notebook(nb)
+    assert "notebooks/exercises/01_x.ipynb" in student.cells[0].source
+    assert student.cells[1].outputs == [] and student.cells[1].execution_count is None
+    assert "answer = x + 1" not in student.cells[1].source
+    assert nb.cells[1].execution_count == 3  # the solution notebook is not modified
+
+
+def test_committed_student_notebooks_are_up_to_date():
+    assert course.stale() == [], "run: python -m loramini.course student"
+
+
+STUDENT_NOTEBOOKS = sorted(course.STUDENT_DIR.glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", STUDENT_NOTEBOOKS, ids=[p.name for p in STUDENT_NOTEBOOKS])
+def test_student_notebook_runs_with_only_exercises_unimplemented(path, tmp_path):
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    os.environ.setdefault("LORAMINI_SMOKE", "1")  # the kernel inherits it: small sizes, every cell
+    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    errors = [(c.source, o) for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    exercises = [c for c in nb.cells if c.cell_type == "code" and "raise NotImplementedError()" in c.source]
+    assert exercises, "a student notebook without exercises"
+    for source, error in errors:
+        assert error.ename == "NotImplementedError", f"{error.ename}: {error.evalue} in cell:\n{source[:300]}"
+        assert "raise NotImplementedError()" in source
+    assert len(errors) == len(exercises)
