@@ -1,0 +1,85 @@
+"""GLUE's official metrics, computed with scikit-learn and scipy.
+
+    accuracy          SST-2, MNLI, QNLI, RTE, WNLI        {"accuracy"}
+    f1                MRPC, QQP                           {"f1", "accuracy"}         (F1 of class 1)
+    matthews          CoLA                                {"matthews_correlation"}
+    pearson_spearman  STS-B                               {"pearson", "spearman", "combined"}  (combined = mean)
+
+`main_metric(task)` names the one number to compare runs by.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Union
+
+import numpy as np
+
+from .tasks import TaskSpec, get_task
+
+TaskLike = Union[str, TaskSpec]
+
+_MAIN = {"accuracy": "accuracy", "f1": "f1", "matthews": "matthews_correlation", "pearson_spearman": "combined"}
+
+
+def _spec(task: TaskLike) -> TaskSpec:
+    spec = task if isinstance(task, TaskSpec) else get_task(task)
+    if spec.metric not in _MAIN:
+        raise ValueError(f"Task {spec.name!r} has metric {spec.metric!r}; choose one of {sorted(_MAIN)}.")
+    return spec
+
+
+def main_metric(task: TaskLike) -> str:
+    """The key of `compute_metrics(task, ...)` to compare runs by (higher is better)."""
+    return _MAIN[_spec(task).metric]
+
+
+def _numpy(x) -> np.ndarray:
+    if hasattr(x, "detach"):  # a torch tensor, possibly on a GPU or requiring grad
+        x = x.detach().float().cpu() if x.dtype.is_floating_point else x.detach().cpu()
+    return np.asarray(x)
+
+
+def compute_metrics(task: TaskLike, predictions, labels) -> dict[str, float]:
+    """GLUE's official metric(s) for `task` (a name like "cola", or a TaskSpec).
+
+    predictions: classification: logits (n, num_labels), argmax taken, or labels (n,);
+                 regression: scores (n,) or (n, 1).
+    labels:      (n,) ints (classification) or floats (regression).
+    Returns {metric name: float}. A correlation that is undefined (constant predictions) counts as 0.0,
+    as scikit-learn does for the Matthews correlation, so runs stay comparable.
+    """
+    spec = _spec(task)
+    preds, labels = _numpy(predictions), _numpy(labels).reshape(-1)
+    if spec.is_regression:
+        preds = preds.reshape(len(preds), -1)
+        if preds.shape[1] != 1:
+            raise ValueError(f"compute_metrics({spec.name!r}): regression wants predictions (n,) or (n, 1), "
+                             f"got shape {preds.shape}.")
+        preds = preds[:, 0]
+    elif preds.ndim == 2:
+        preds = preds.argmax(-1)
+    elif preds.ndim != 1 or not np.array_equal(preds, np.round(preds)):
+        raise ValueError(f"compute_metrics({spec.name!r}): predictions of shape {preds.shape} are neither logits "
+                         f"(n, {spec.num_labels}) nor integer labels (n,).")
+    if len(preds) != len(labels):
+        raise ValueError(f"compute_metrics({spec.name!r}): {len(preds)} predictions but {len(labels)} labels.")
+    if len(labels) == 0:
+        raise ValueError(f"compute_metrics({spec.name!r}): no examples to score.")
+
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+    if spec.metric == "accuracy":
+        return {"accuracy": float(accuracy_score(labels, preds))}
+    if spec.metric == "f1":
+        return {"f1": float(f1_score(labels, preds, zero_division=0.0)), "accuracy": float(accuracy_score(labels, preds))}
+    if spec.metric == "matthews":
+        return {"matthews_correlation": float(matthews_corrcoef(labels, preds))}
+
+    from scipy.stats import pearsonr, spearmanr
+
+    with warnings.catch_warnings():  # constant input: scipy warns and returns nan
+        warnings.simplefilter("ignore")
+        pearson = float(np.nan_to_num(pearsonr(preds, labels)[0])) if len(labels) > 1 else 0.0
+        spearman = float(np.nan_to_num(spearmanr(preds, labels)[0])) if len(labels) > 1 else 0.0
+    return {"pearson": pearson, "spearman": spearman, "combined": (pearson + spearman) / 2}
