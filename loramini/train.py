@@ -1,0 +1,546 @@
+"""Fine-tuning, one readable loop on `accelerate`, for every method so comparisons are fair.
+
+    history = loramini.train.train("tiny", "synthetic", TrainConfig(method="loramini"))
+    history = train("roberta-base", "sst2", TrainConfig(method="lora", epochs=3, output_dir="out/lora"))
+    plot_history(history)
+
+Methods (same data, loop, schedule and evaluation; only what is trained differs):
+
+    "loramini"  LoRA-Mini adapters (`loramini.inject`) + the task head
+    "lora"      PEFT's own LoRA (`peft.LoraConfig`, same targets, r and alpha) + the task head
+    "full"      every parameter
+    "head"      the task head only (the classifier on a frozen encoder)
+
+Learning rates: with only r·(a+b) numbers per layer, LoRA-Mini wants a ~4x larger adapter learning rate
+than LoRA (DESIGN §1). The task head has its own (smaller) rate for every adapter method, which keeps
+regression and sentence-pair tasks from collapsing at LoRA-Mini's large adapter rate.
+
+Checkpoints (`checkpoint_every` optimizer steps, into `output_dir/checkpoints/step-N/`): the trainable
+tensors and RNG states as safetensors, the optimizer state with `torch.save` (read back with
+`weights_only=True`), everything else as JSON; `state.json` is written last, so a folder without it is
+incomplete and ignored. Rerunning with the same `output_dir` resumes from the newest complete one and
+ends exactly where an uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import resource
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import torch
+from torch import nn
+
+from .counting import count_parameters
+from .io import atomic_write, write_json
+from .tasks import TaskSpec
+
+METHODS = ("loramini", "lora", "full", "head")
+# Adapter (or, for "full", whole-model) learning rates that work on a small pretrained encoder.
+DEFAULT_LR = {"loramini": 2e-3, "lora": 5e-4, "full": 5e-5, "head": 1e-3}
+# The task head's learning rate, per method.
+DEFAULT_HEAD_LR = {"loramini": 5e-4, "lora": 5e-4, "full": 5e-5, "head": 1e-3}
+# The offline tiny RoBERTa (hidden 64, pretrained for seconds) wants ~4x larger rates; same ratios.
+TINY_LR = {"loramini": 8e-3, "lora": 2e-3, "full": 1e-3, "head": 4e-3}
+TINY_HEAD_LR = {"loramini": 8e-3, "lora": 8e-3, "full": 1e-3, "head": 4e-3}
+HEAD_PATTERN = re.compile(r"(^|\.)(classifier|score)\.")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs besides the model and the task. `None` means "the method's default".
+
+    method:           "loramini", "lora", "full" or "head"
+    r, a, b, alpha:   adapter shape and scale (alpha=None → 2·r, i.e. scale 2 at every r); a, b LoRA-Mini only
+    target_modules:   layer names / regex / preset, as in `LoRAMiniConfig` (PEFT LoRA gets the same layers)
+    lr, head_lr:      adapter (full: model) and task-head learning rates (None → DEFAULT_LR / DEFAULT_HEAD_LR,
+                      or TINY_LR / TINY_HEAD_LR for the tiny model; the history records the rates used)
+    epochs, batch_size, grad_accum_steps: an optimizer step sees batch_size · grad_accum_steps · processes rows
+    warmup_ratio:     linear warm-up over this fraction of the steps, then linear decay to 0
+    max_grad_norm:    gradient clipping (0 disables it)
+    mixed_precision:  "auto" (bf16 where the GPU supports it, else fp16 on a GPU, else fp32), "no", "fp16", "bf16"
+    checkpoint_every: save a resumable checkpoint every N optimizer steps (0: never)
+    output_dir:       where history.json, the adapter and checkpoints go (None: nowhere, adapter measured in a temp dir)
+    resume:           continue from the newest checkpoint in output_dir, if there is one
+    """
+
+    method: str = "loramini"
+    r: int = 8
+    a: int = 32
+    b: int = 32
+    alpha: Optional[float] = None
+    dropout: float = 0.0
+    target_modules: Union[list[str], str] = field(default_factory=lambda: ["query", "value"])
+    projection_seed: int = 0
+    lr: Optional[float] = None
+    head_lr: Optional[float] = None
+    weight_decay: float = 0.0
+    epochs: int = 3
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    grad_accum_steps: int = 1
+    warmup_ratio: float = 0.06
+    max_grad_norm: float = 1.0
+    max_length: int = 128
+    max_train_samples: Optional[int] = None
+    seed: int = 0
+    mixed_precision: str = "auto"
+    checkpoint_every: int = 0
+    output_dir: Optional[str] = None
+    resume: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"TrainConfig.method={self.method!r}: choose one of {METHODS}.")
+        for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum_steps", "max_length", "r", "a", "b"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig.{name}={value!r}: must be an integer >= 1.")
+        for name in ("lr", "head_lr", "alpha"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                raise ValueError(f"TrainConfig.{name}={value!r}: must be a number > 0 (or None for the default).")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"TrainConfig.warmup_ratio={self.warmup_ratio!r}: must satisfy 0 <= warmup_ratio < 1.")
+        if self.max_train_samples is not None and (not isinstance(self.max_train_samples, int) or self.max_train_samples < 1):
+            raise ValueError(f"TrainConfig.max_train_samples={self.max_train_samples!r}: a positive integer or None.")
+        if self.mixed_precision not in ("auto", "no", "fp16", "bf16"):
+            raise ValueError(f"TrainConfig.mixed_precision={self.mixed_precision!r}: choose auto, no, fp16 or bf16.")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"TrainConfig.checkpoint_every={self.checkpoint_every!r}: must be >= 0 (0 = never).")
+
+    def resolved(self, tiny: bool = False) -> "TrainConfig":
+        """A copy with lr and head_lr filled in from the method's defaults (`tiny`: the tiny model's)."""
+        lrs, head_lrs = (TINY_LR, TINY_HEAD_LR) if tiny else (DEFAULT_LR, DEFAULT_HEAD_LR)
+        lr = self.lr if self.lr is not None else lrs[self.method]
+        head_lr = self.head_lr if self.head_lr is not None else (
+            lr if self.method in ("full", "head") else head_lrs[self.method])
+        return dataclasses.replace(self, lr=lr, head_lr=head_lr)
+
+    @property
+    def lora_alpha(self) -> float:
+        return self.alpha if self.alpha is not None else 2.0 * self.r
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Models, tasks and methods
+
+
+def resolve_precision(requested: str = "auto") -> str:
+    """The autocast mode to use: bf16 only where the GPU has it (not a T4), fp16 only on a GPU."""
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    if requested == "auto":
+        return "bf16" if bf16 else "fp16" if cuda else "no"
+    if requested == "fp16" and not cuda:
+        raise ValueError("mixed_precision='fp16' needs a CUDA GPU; use 'no' (or 'bf16' on a recent CPU).")
+    if requested == "bf16" and cuda and not bf16:
+        raise ValueError(f"mixed_precision='bf16': this GPU ({torch.cuda.get_device_name()}) has no bf16; use 'fp16'.")
+    return requested
+
+
+def load_task(task, tokenizer=None, data_dir=None, max_train_samples=None, seed=0):
+    """(DatasetDict, TaskSpec, tokenizer or None) for a task name, a `SyntheticTask` or (DatasetDict, TaskSpec)."""
+    from .synthetic import SyntheticTask, is_synthetic, make_synthetic
+
+    if isinstance(task, str) and is_synthetic(task):
+        task = make_synthetic(task, max_train_samples=max_train_samples)
+    if isinstance(task, SyntheticTask):
+        return task.dataset, task.spec, tokenizer or task.tokenizer
+    if isinstance(task, tuple) and len(task) == 2 and isinstance(task[1], TaskSpec):
+        return task[0], task[1], tokenizer
+    if isinstance(task, (str, TaskSpec)):
+        from . import data
+        from .tasks import get_task
+
+        spec = task if isinstance(task, TaskSpec) else get_task(task)
+        return data.load_glue(spec, data_dir=data_dir, max_train_samples=max_train_samples, seed=seed), spec, tokenizer
+    raise TypeError(f"task={task!r}: give a task name ('sst2', 'synthetic', ...), a SyntheticTask, "
+                    f"or a (DatasetDict, TaskSpec) pair.")
+
+
+def build_model(model_or_name, spec: TaskSpec, tokenizer, dataset, seed: int = 0, world=None):
+    """(model, tokenizer): "tiny" → the offline tiny RoBERTa; a name/folder → `load_model`; a module as is.
+
+    `world`: the `SyntheticTask` being trained on, if any: "tiny" then means the tiny encoder pretrained
+    on its world (`tiny_pretrained`).
+    """
+    from .models import load_model, tiny_roberta
+    from .synthetic import make_tokenizer, tiny_pretrained
+
+    if isinstance(model_or_name, nn.Module):
+        if tokenizer is None:
+            raise ValueError("train(model, ...) with a model object needs tokenizer=... (or a synthetic task).")
+        return model_or_name, tokenizer
+    if not isinstance(model_or_name, (str, os.PathLike)):
+        raise TypeError(f"model={model_or_name!r}: give 'tiny', a model name/folder, or an nn.Module.")
+    if str(model_or_name) == "tiny":
+        if world is not None:  # the tiny encoder pretrained on the synthetic world
+            return tiny_pretrained(world, spec.num_labels, seed=seed), tokenizer
+        if tokenizer is None:  # a real task on a random tiny model: a word-level tokenizer from its train text
+            texts = [t for f in spec.text_fields for t in dataset["train"][f]]
+            tokenizer = make_tokenizer(texts, vocab_size=8000)
+        return tiny_roberta(num_labels=spec.num_labels, seed=seed, vocab_size=len(tokenizer)), tokenizer
+    model = load_model(model_or_name, num_labels=spec.num_labels)
+    if tokenizer is None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model_or_name)
+    return model, tokenizer
+
+
+def apply_method(model: nn.Module, config: TrainConfig) -> nn.Module:
+    """Make only what `config.method` trains require gradients (and add adapters); returns the model."""
+    from .inject import default_head, inject
+
+    heads = default_head(model)
+    if config.method == "loramini":
+        from .config import LoRAMiniConfig
+
+        return inject(model, LoRAMiniConfig(
+            r=config.r, a=config.a, b=config.b, alpha=config.lora_alpha, dropout=config.dropout,
+            target_modules=config.target_modules, projection_seed=config.projection_seed))
+    if config.method == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        from .config import LoRAMiniConfig
+        from .inject import find_targets
+
+        # Resolve the targets with LoRA-Mini's own rules, so both methods adapt exactly the same layers.
+        targets = find_targets(model, LoRAMiniConfig(r=1, a=1, b=1, target_modules=config.target_modules))
+        peft_config = LoraConfig(r=config.r, lora_alpha=config.lora_alpha, lora_dropout=config.dropout,
+                                 target_modules=targets, modules_to_save=heads or None)
+        return get_peft_model(model, peft_config)
+    for name, param in model.named_parameters():
+        param.requires_grad_(config.method == "full" or bool(HEAD_PATTERN.search("." + name)))
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"method='head': {type(model).__name__} has no task head named {HEAD_PATTERN.pattern}.")
+    return model
+
+
+def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    """Two AdamW groups: the adapters (full: the encoder) at `lr`, the task head at `head_lr`."""
+    body, head = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (head if HEAD_PATTERN.search("." + name) else body).append(param)
+    config = config.resolved() if config.lr is None or config.head_lr is None else config
+    groups = [{"params": body, "lr": config.lr, "name": "adapter"},
+              {"params": head, "lr": config.head_lr, "name": "head"}]
+    return [g for g in groups if g["params"]]
+
+
+def save_trained(model: nn.Module, method: str, folder: Path) -> Path:
+    """Write what the method trained: LoRA-Mini / PEFT adapter, the whole model, or the head. Returns the folder."""
+    from safetensors.torch import save_file
+
+    from .io import save_adapter
+
+    if method == "loramini":
+        return save_adapter(model, folder)
+    if method in ("lora", "full"):
+        model.save_pretrained(folder)
+        return folder
+    tensors = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+    atomic_write(folder / "head.safetensors", lambda tmp: save_file(tensors, tmp))
+    return folder
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def _latest_checkpoint(output_dir: Optional[str]) -> Optional[Path]:
+    root = Path(output_dir or "") / "checkpoints"
+    if not output_dir or not root.is_dir():
+        return None
+    done = [p for p in root.glob("step-*") if (p / "state.json").is_file()]
+    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def _rng_state() -> dict[str, torch.Tensor]:
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state.update({f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    return state
+
+
+def _set_rng_state(state: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(state["cpu"])
+    if torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([state[f"cuda{i}"] for i in range(torch.cuda.device_count())])
+
+
+def save_checkpoint(accelerator, model, optimizer, scheduler, output_dir: str, state: dict) -> Path:
+    """Write checkpoint `step-N` (atomic files; state.json last) and delete the older ones."""
+    from safetensors.torch import save_file
+
+    folder = Path(output_dir) / "checkpoints" / f"step-{state['global_step']}"
+    rank = accelerator.process_index
+    rng = _rng_state()
+    atomic_write(folder / f"rng-{rank}.safetensors", lambda tmp: save_file(rng, tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        trainable = {n: p.detach().cpu().contiguous()
+                     for n, p in accelerator.unwrap_model(model).named_parameters() if p.requires_grad}
+        atomic_write(folder / "trainable.safetensors", lambda tmp: save_file(trainable, tmp))
+        atomic_write(folder / "optimizer.pt", lambda tmp: torch.save(optimizer.state_dict(), tmp))
+        write_json(folder / "scheduler.json", scheduler.state_dict())
+        write_json(folder / "state.json", state)
+        for old in folder.parent.glob("step-*"):
+            if old != folder:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return folder
+
+
+def load_checkpoint(accelerator, model, optimizer, scheduler, folder: Path, config: TrainConfig) -> dict:
+    """Restore model, optimizer, scheduler and RNG from `folder`; returns its state.json."""
+    from safetensors.torch import load_file
+
+    state = json.loads((folder / "state.json").read_text())
+    saved = {k: v for k, v in state["config"].items() if k not in ("output_dir", "resume", "progress", "epochs")}
+    current = {k: v for k, v in config.to_dict().items() if k in saved}
+    if saved != current:
+        diff = {k: (saved[k], current[k]) for k in saved if saved[k] != current[k]}
+        raise ValueError(f"The checkpoint in {folder} was made with other settings {diff} (saved, now). "
+                         f"Use another output_dir, or resume=False to start over.")
+    trainable = load_file(str(folder / "trainable.safetensors"))
+    unwrapped = accelerator.unwrap_model(model)
+    params = dict(unwrapped.named_parameters())
+    missing = [n for n, p in params.items() if p.requires_grad and n not in trainable]
+    if missing:
+        raise ValueError(f"Checkpoint {folder} lacks trainable tensors {missing[:3]}...: it belongs to another model.")
+    with torch.no_grad():
+        for name, tensor in trainable.items():
+            params[name].copy_(tensor)
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True, map_location="cpu"))
+    scheduler.load_state_dict(json.loads((folder / "scheduler.json").read_text()))
+    rng_file = folder / f"rng-{accelerator.process_index}.safetensors"
+    state["rng"] = load_file(str(rng_file)) if rng_file.is_file() else None
+    return state
+
+
+# ---------------------------------------------------------------------------------------------------
+# The loop
+
+
+def evaluate(model, loaders: dict, spec: TaskSpec, accelerator) -> dict[str, dict[str, float]]:
+    """{split: metrics} over every eval loader, gathered across processes."""
+    from .metrics import compute_metrics
+
+    model.eval()
+    results = {}
+    for split, loader in loaders.items():
+        preds, labels = [], []
+        for batch in loader:
+            with torch.no_grad():
+                logits = model(**batch).logits
+            logits, y = accelerator.gather_for_metrics((logits.float(), batch["labels"]))
+            preds.append(logits.cpu())
+            labels.append(y.cpu())
+        results[split] = compute_metrics(spec, torch.cat(preds), torch.cat(labels))
+    model.train()
+    return results
+
+
+def train(model, task, config: Optional[TrainConfig] = None, *, tokenizer=None, data_dir=None,
+          step_callback: Optional[Callable[[int, dict], None]] = None, **overrides) -> dict:
+    """Fine-tune `model` on `task` with `config.method`; returns (and writes) the history.
+
+    model:  "tiny" (offline tiny RoBERTa; pretrained on the synthetic world for synthetic tasks), a hub
+            name or local folder (`load_model`), or an nn.Module (then pass `tokenizer`).
+    task:   "synthetic", "synthetic-pair", "synthetic-regression", a GLUE name ("sst2", ...; `data_dir` = a
+            local GLUE folder), a `SyntheticTask`, or a (DatasetDict, TaskSpec) pair.
+    overrides: TrainConfig fields, e.g. ``train("tiny", "synthetic", method="lora", epochs=2)``.
+    step_callback(step, history): called after every optimizer step (e.g. to stop or log).
+
+    The history dict: method, task, config, steps [{step, epoch, loss, lr}], epochs [{epoch, train_loss,
+    eval}], final ({split: metrics}), main_metric, metric, params (count_parameters), adapter_bytes,
+    adapter_dir, wall_time_s, peak_memory_mb. With `output_dir` it is also written to history.json.
+    """
+    import datasets
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, set_seed
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    from . import data
+    from .metrics import main_metric
+    from .synthetic import SyntheticTask, is_synthetic, make_synthetic
+
+    config = dataclasses.replace(config or TrainConfig(), **overrides)
+    config = config.resolved(tiny=isinstance(model, str) and model == "tiny")
+    accelerator = Accelerator(
+        mixed_precision=resolve_precision(config.mixed_precision),
+        gradient_accumulation_steps=config.grad_accum_steps,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed))
+    set_seed(config.seed)
+    if isinstance(task, str) and is_synthetic(task):
+        task = make_synthetic(task, max_train_samples=config.max_train_samples)
+    dataset, spec, tokenizer = load_task(task, tokenizer, data_dir, config.max_train_samples, config.seed)
+    model_name = str(model) if not isinstance(model, nn.Module) else type(model).__name__
+    world = task if isinstance(task, SyntheticTask) else None
+    model, tokenizer = build_model(model, spec, tokenizer, dataset, seed=config.seed, world=world)
+    set_seed(config.seed)  # adapter init depends on the seed only, not on what loading consumed
+    model = apply_method(model, config)
+    counts = count_parameters(model)
+
+    bars = datasets.is_progress_bar_enabled()
+    if not (config.progress and accelerator.is_main_process):
+        datasets.disable_progress_bars()
+    try:
+        tokenized = data.tokenize_dataset(dataset, tokenizer, spec, max_length=config.max_length)
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+    train_loader, eval_loaders = data.make_dataloaders(tokenized, data.make_collator(tokenizer), config.batch_size,
+                                                       config.seed, eval_batch_size=config.eval_batch_size)
+    optimizer = torch.optim.AdamW(param_groups(model, config), weight_decay=config.weight_decay)
+    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    eval_loaders = {s: accelerator.prepare(loader) for s, loader in eval_loaders.items()}
+    updates_per_epoch = math.ceil(len(train_loader) / config.grad_accum_steps)
+    total_updates = updates_per_epoch * config.epochs
+    # Not prepared by accelerate (which would step it once per process): one step per optimizer update.
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_updates), total_updates)
+
+    history: dict[str, Any] = {"method": config.method, "task": spec.name, "model": model_name,
+                               "config": config.to_dict(), "steps": [], "epochs": [], "wall_time_s": 0.0}
+    start_epoch, skip_batches, global_step, rng = 0, 0, 0, None
+    checkpoint = _latest_checkpoint(config.output_dir) if config.resume else None
+    if checkpoint is not None:
+        state = load_checkpoint(accelerator, model, optimizer, scheduler, checkpoint, config)
+        history, rng = state["history"], state["rng"]
+        start_epoch, skip_batches, global_step = state["epoch"], state["batches_in_epoch"], state["global_step"]
+        accelerator.print(f"Resuming from {checkpoint} (step {global_step}).")
+
+    metric_name = main_metric(spec)
+    started = time.perf_counter() - history["wall_time_s"]
+    bar = tqdm(total=total_updates, initial=global_step, desc=f"{config.method} on {spec.name}",
+               disable=not (config.progress and accelerator.is_main_process), dynamic_ncols=True)
+    model.train()
+    for epoch in range(start_epoch, config.epochs):
+        train_loader.set_epoch(epoch)  # the shuffle order is a function of (seed, epoch): resumable
+        loader = accelerator.skip_first_batches(train_loader, skip_batches) if skip_batches else train_loader
+        batches_done, skip_batches = (skip_batches if epoch == start_epoch else 0), 0
+        step_losses, epoch_losses = [], []
+        for batch in loader:
+            if rng is not None:  # resuming: the dropout stream continues where the checkpoint left it
+                _set_rng_state(rng)
+                rng = None
+            with accelerator.accumulate(model):
+                loss = model(**batch).loss
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            batches_done += 1
+            step_losses.append(loss.detach())
+            if not accelerator.sync_gradients:
+                continue
+            scheduler.step()
+            global_step += 1
+            step_loss = accelerator.reduce(torch.stack(step_losses).mean(), "mean").item()
+            step_losses = []
+            epoch_losses.append(step_loss)
+            history["steps"].append({"step": global_step, "epoch": epoch, "loss": step_loss,
+                                     "lr": scheduler.get_last_lr()[0]})
+            bar.update(1)
+            bar.set_postfix(loss=f"{step_loss:.4f}", refresh=False)
+            if config.checkpoint_every and config.output_dir and global_step % config.checkpoint_every == 0 \
+                    and batches_done < len(train_loader):  # epoch ends are checkpointed after evaluation
+                history["wall_time_s"] = time.perf_counter() - started
+                save_checkpoint(accelerator, model, optimizer, scheduler, config.output_dir, {
+                    "global_step": global_step, "epoch": epoch, "batches_in_epoch": batches_done,
+                    "history": history, "config": config.to_dict()})
+            if step_callback is not None:
+                step_callback(global_step, history)
+        metrics = evaluate(model, eval_loaders, spec, accelerator)
+        train_loss = history_epoch_loss(history, epoch)
+        history["epochs"].append({"epoch": epoch, "train_loss": train_loss, "eval": metrics})
+        first = next(iter(metrics.values()))
+        bar.set_postfix(loss=f"{train_loss:.4f}", **{metric_name: f"{first[metric_name]:.4f}"})
+        if config.checkpoint_every and config.output_dir:
+            history["wall_time_s"] = time.perf_counter() - started
+            save_checkpoint(accelerator, model, optimizer, scheduler, config.output_dir, {
+                "global_step": global_step, "epoch": epoch + 1, "batches_in_epoch": 0,
+                "history": history, "config": config.to_dict()})
+    bar.close()
+
+    history["wall_time_s"] = time.perf_counter() - started
+    final = history["epochs"][-1]["eval"] if history["epochs"] else evaluate(model, eval_loaders, spec, accelerator)
+    history.update(final=final, main_metric=metric_name, metric=next(iter(final.values()))[metric_name],
+                   params=counts.as_dict(), peak_memory_mb=peak_memory_mb(accelerator.device))
+    accelerator.wait_for_everyone()
+    unwrapped = accelerator.unwrap_model(model)
+    if accelerator.is_main_process:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(config.output_dir or tmp) / ("model" if config.method == "full" else "adapter")
+            save_trained(unwrapped, config.method, folder)
+            history["adapter_bytes"] = folder_bytes(folder)
+            history["adapter_dir"] = str(folder) if config.output_dir else None
+        if config.output_dir:
+            write_json(Path(config.output_dir) / "history.json", history)
+    accelerator.wait_for_everyone()
+    history["trained_model"] = unwrapped  # not written to JSON
+    return history
+
+
+def history_epoch_loss(history: dict, epoch: int) -> float:
+    losses = [s["loss"] for s in history["steps"] if s["epoch"] == epoch]
+    return sum(losses) / len(losses) if losses else float("nan")
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak GPU memory allocated by torch, or (CPU) the process's peak resident memory, in MiB."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def plot_history(*histories: Union[dict, str, Path], labels: Optional[list[str]] = None, smooth: int = 10):
+    """Training loss per step (moving average over `smooth` steps) and the main metric per epoch.
+
+    Pass one or more histories (dicts from `train`, or history.json paths); returns the matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    loaded = [json.loads(Path(h).read_text()) if isinstance(h, (str, Path)) else h for h in histories]
+    labels = labels or [h.get("method", f"run {i}") for i, h in enumerate(loaded)]
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for history, label in zip(loaded, labels):
+        losses = torch.tensor([s["loss"] for s in history["steps"]])
+        k = max(1, min(smooth, len(losses)))
+        smoothed = losses.unfold(0, k, 1).mean(1) if len(losses) >= k else losses
+        ax_loss.plot(range(k, k + len(smoothed)), smoothed.numpy(), label=label)
+        name = history.get("main_metric", "accuracy")
+        split = next(iter(history["epochs"][0]["eval"])) if history["epochs"] else None
+        if split:
+            ax_metric.plot([e["epoch"] + 1 for e in history["epochs"]],
+                           [e["eval"][split][name] for e in history["epochs"]], marker="o", label=label)
+            ax_metric.set_ylabel(f"{split} {name}")
+    ax_loss.set(xlabel="optimizer step", ylabel="training loss", title="loss")
+    ax_metric.set(xlabel="epoch", title="evaluation")
+    for ax in (ax_loss, ax_metric):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig
