@@ -3,6 +3,8 @@ with a hint that points at the mistake (which factor, which term), not just "wro
 
     from loramini import checks
     checks.check_loramini_count(my_count, a=32, b=32, r=8)
+
+A check prints one ✓ line and returns None when the answer is right.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ class CheckFailed(AssertionError):
     """A wrong answer; the message is the hint. (An AssertionError, so nbgrader marks the cell failed.)"""
 
 
-def _ok(message: str) -> bool:
+def _ok(message: str) -> None:
+    # Returns None on purpose: an exercise cell ends with its check call, and a returned True would be echoed
+    # by Jupyter under the ✓ line.
     print(f"✓ {message}")
-    return True
 
 
 def _fail(hint: str):
@@ -37,7 +40,7 @@ def _is(value, target) -> bool:
 
 
 # ---------------------------------------------------------------- counting
-def check_lora_count(answer, d_in: int, d_out: int, r: int) -> bool:
+def check_lora_count(answer, d_in: int, d_out: int, r: int) -> None:
     """Trainable numbers of one LoRA adapter on a d_in → d_out layer."""
     right = r * (d_in + d_out)
     if _is(answer, right):
@@ -51,7 +54,7 @@ def check_lora_count(answer, d_in: int, d_out: int, r: int) -> bool:
     _fail(f"Expected r·(d_in + d_out) for r={r}, d_in={d_in}, d_out={d_out}; check each factor's shape.")
 
 
-def check_loramini_count(answer, a: int, b: int, r: int, d_in: Optional[int] = None, d_out: Optional[int] = None) -> bool:
+def check_loramini_count(answer, a: int, b: int, r: int, d_in: Optional[int] = None, d_out: Optional[int] = None) -> None:
     """Trainable numbers of one LoRA-Mini adapter: A_train (r × a) + B_train (b × r)."""
     right = r * (a + b)
     if _is(answer, right):
@@ -70,7 +73,7 @@ def check_loramini_count(answer, a: int, b: int, r: int, d_in: Optional[int] = N
     _fail(f"Expected r·(a + b) for r={r}, a={a}, b={b}; check the shapes of A_train and B_train.")
 
 
-def check_savings_ratio(answer, d_in: int, d_out: int, a: int, b: int) -> bool:
+def check_savings_ratio(answer, d_in: int, d_out: int, a: int, b: int) -> None:
     """How many times fewer trainable numbers LoRA-Mini has than LoRA on one layer (any r)."""
     right = (d_in + d_out) / (a + b)
     if _is(answer, right):
@@ -80,7 +83,7 @@ def check_savings_ratio(answer, d_in: int, d_out: int, a: int, b: int) -> bool:
     _fail("Write both counts with r in them and divide: r·(d_in + d_out) / (r·(a + b)).")
 
 
-def check_adapter_bytes(answer, n_params: int, dtype: torch.dtype = torch.float32) -> bool:
+def check_adapter_bytes(answer, n_params: int, dtype: torch.dtype = torch.float32) -> None:
     """Bytes that `n_params` numbers take on disk in `dtype` (tensor data only, no header)."""
     size = torch.tensor([], dtype=dtype).element_size()
     right = n_params * size
@@ -93,8 +96,65 @@ def check_adapter_bytes(answer, n_params: int, dtype: torch.dtype = torch.float3
     _fail(f"Multiply the number count by the bytes per element of {dtype} ({size}).")
 
 
+def check_model_count(answer, layers: dict, r: int, a: Optional[int] = None, b: Optional[int] = None,
+                      n_blocks: int = 1) -> None:
+    """Trainable adapter numbers of a whole model: `layers` maps each adapted layer of one block to
+    (d_in, d_out), and the model has `n_blocks` identical blocks. LoRA when a and b are None, else LoRA-Mini."""
+    mini = a is not None and b is not None
+    per = {name: r * (a + b) if mini else r * (d_in + d_out) for name, (d_in, d_out) in layers.items()}
+    right = n_blocks * sum(per.values())
+    method = "LoRA-Mini" if mini else "LoRA"
+    if _is(answer, right):
+        return _ok(f"{method}: {n_blocks} blocks × {len(layers)} adapted layers = {right:,} trainable numbers.")
+    if n_blocks > 1 and _is(answer, right / n_blocks):
+        _fail(f"That is one block. The model stacks {n_blocks} identical blocks: multiply by {n_blocks}.")
+    names = list(layers)
+    missing = [set(names[i] for i in range(len(names)) if mask >> i & 1) for mask in range(1, 2 ** len(names) - 1)]
+    missing = [m for m in missing if _is(answer, right - n_blocks * sum(per[n] for n in m))]
+    if missing:
+        if mini:  # every layer counts r·(a + b), so only the number of layers can be told apart
+            counted = len(names) - len(missing[0])
+            _fail(f"You counted {counted} adapted layers per block, but {len(names)} are adapted: {', '.join(names)}.")
+        if len(missing) == 1:
+            _fail(f"Missing from every block: {', '.join(sorted(missing[0]))}. Each adapted layer gets its own adapter.")
+        _fail(f"Some adapted layers are missing from your sum; {len(names)} layers per block are adapted: {', '.join(names)}.")
+    lora_total = n_blocks * sum(r * (d_in + d_out) for d_in, d_out in layers.values())
+    if mini and _is(answer, lora_total):
+        _fail("That is LoRA's count. LoRA-Mini trains only A_train (r × a) and B_train (b × r) in each layer.")
+    if mini and _is(answer, right + n_blocks * sum(a * d_in + d_out * b for d_in, d_out in layers.values())):
+        _fail("You included the aux factors A_aux and B_aux: they are frozen buffers, not trained numbers.")
+    if _is(answer, n_blocks * sum(d_in * d_out for d_in, d_out in layers.values())):
+        _fail("That is the size of the weight matrices themselves (full fine-tuning of these layers).")
+    if _is(answer, right / r):
+        _fail("The factor r is missing from the per-layer formula.")
+    shapes = ", ".join(f"{n}: {d_in}→{d_out}" for n, (d_in, d_out) in layers.items())
+    formula = "r·(a + b)" if mini else "r·(d_in + d_out)"
+    _fail(f"Count layer by layer: {formula} for each of ({shapes}), sum over the block, times {n_blocks} blocks.")
+
+
+def check_head_count(answer, hidden: int, num_labels: int) -> None:
+    """Parameters of RoBERTa's classification head: dense (hidden → hidden) then out_proj (hidden → num_labels),
+    both with biases."""
+    dense, out_proj = hidden * hidden + hidden, hidden * num_labels + num_labels
+    right = dense + out_proj
+    if _is(answer, right):
+        return _ok(f"dense {dense:,} + out_proj {out_proj:,} = {right:,} numbers, trained in full by every method.")
+    if _is(answer, hidden * hidden + hidden * num_labels):
+        _fail("The biases are missing: each linear layer adds one bias per output (hidden for dense, "
+              "num_labels for out_proj).")
+    if _is(answer, out_proj) or _is(answer, hidden * num_labels):
+        _fail(f"You counted only out_proj. RoBERTa's head first applies a dense {hidden}→{hidden} layer (with bias).")
+    if _is(answer, dense):
+        _fail(f"You counted only the dense layer; out_proj ({hidden}→{num_labels}, with bias) follows it.")
+    for labels in {1, 2, 3} - {num_labels}:
+        if _is(answer, dense + hidden * labels + labels):
+            _fail(f"Right structure, but the task has {num_labels} labels, not {labels}: out_proj has one output per label.")
+    _fail(f"Add the two linear layers: dense ({hidden}×{hidden} weight + {hidden} bias) and out_proj "
+          f"({num_labels}×{hidden} weight + {num_labels} bias).")
+
+
 # ---------------------------------------------------------------- shapes and the rank bound
-def check_factor_shapes(shapes: dict, d_in: int, d_out: int, r: int, a: int, b: int) -> bool:
+def check_factor_shapes(shapes: dict, d_in: int, d_out: int, r: int, a: int, b: int) -> None:
     """`shapes`: {"A_aux": (…), "A_train": (…), "B_train": (…), "B_aux": (…)}."""
     want = {"A_aux": (a, d_in), "A_train": (r, a), "B_train": (b, r), "B_aux": (d_out, b)}
     for name, shape in want.items():
@@ -109,7 +169,7 @@ def check_factor_shapes(shapes: dict, d_in: int, d_out: int, r: int, a: int, b: 
     return _ok("All four factors have the right shapes: (a×d_in), (r×a), (b×r), (d_out×b).")
 
 
-def check_rank_bound(answer, r: int, a: int, b: int) -> bool:
+def check_rank_bound(answer, r: int, a: int, b: int) -> None:
     right = min(r, a, b)
     if _is(answer, right):
         return _ok(f"rank(ΔW) ≤ min(r, a, b) = {right}: the narrowest factor limits the rank.")
@@ -118,7 +178,7 @@ def check_rank_bound(answer, r: int, a: int, b: int) -> bool:
     _fail("A product of matrices has rank at most the smallest inner width: which widths does ΔW pass through?")
 
 
-def check_extra_flops(answer, d_in: int, d_out: int, r: int, a: int, b: int) -> bool:
+def check_extra_flops(answer, d_in: int, d_out: int, r: int, a: int, b: int) -> None:
     """Extra multiply-adds per token of the adapter path x → A_aux → A_train → B_train → B_aux."""
     right = d_in * a + a * r + r * b + b * d_out
     if _is(answer, right):
@@ -140,7 +200,7 @@ def _reference_layer(seed: int = 0, d_in: int = 12, d_out: int = 10, r: int = 3,
     return layer
 
 
-def check_delta_weight(delta_fn: Callable[[LoRAMiniLinear], torch.Tensor]) -> bool:
+def check_delta_weight(delta_fn: Callable[[LoRAMiniLinear], torch.Tensor]) -> None:
     """`delta_fn(layer)` must return ΔW = scale · B_aux B_train A_train A_aux, shape (d_out, d_in)."""
     layer = _reference_layer()
     with torch.no_grad():
@@ -159,7 +219,7 @@ def check_delta_weight(delta_fn: Callable[[LoRAMiniLinear], torch.Tensor]) -> bo
     return _ok("ΔW matches scale · B_aux B_train A_train A_aux.")
 
 
-def check_forward(forward_fn: Callable[[LoRAMiniLinear, torch.Tensor], torch.Tensor]) -> bool:
+def check_forward(forward_fn: Callable[[LoRAMiniLinear, torch.Tensor], torch.Tensor]) -> None:
     """`forward_fn(layer, x)` must return the LoRA-Mini layer's output for x of shape (..., d_in)."""
     layer = _reference_layer().eval()
     x = torch.randn(2, 4, layer.in_features)
@@ -167,6 +227,8 @@ def check_forward(forward_fn: Callable[[LoRAMiniLinear, torch.Tensor], torch.Ten
         right, base, adapter = layer(x), layer.base(x), layer.adapter_forward(x)
         try:
             got = forward_fn(layer, x)
+        except NotImplementedError:  # a subclass of RuntimeError: the exercise is not done yet, say so plainly
+            raise
         except RuntimeError as err:
             _fail(f"The forward pass raised: {err}. Check the order x → A_aux → A_train → B_train → B_aux and "
                   f"that F.linear(x, M) computes x @ M.T.")
@@ -183,7 +245,7 @@ def check_forward(forward_fn: Callable[[LoRAMiniLinear, torch.Tensor], torch.Ten
     return _ok("Your forward pass matches LoRAMiniLinear.")
 
 
-def check_grad_B_train(grad_fn: Callable[[LoRAMiniLinear, torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+def check_grad_B_train(grad_fn: Callable[[LoRAMiniLinear, torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     """`grad_fn(layer, x, g)`: dL/dB_train for inputs x (n × d_in) and output gradient g = dL/dy (n × d_out)."""
     layer = _reference_layer()
     x, g = torch.randn(7, layer.in_features), torch.randn(7, layer.out_features)
@@ -202,14 +264,14 @@ def check_grad_B_train(grad_fn: Callable[[LoRAMiniLinear, torch.Tensor, torch.Te
 
 
 # ---------------------------------------------------------------- experiments
-def check_learning_rates(lr_loramini: float, lr_lora: float) -> bool:
+def check_learning_rates(lr_loramini: float, lr_lora: float) -> None:
     if lr_loramini <= lr_lora:
         _fail("LoRA-Mini moves only r·(a+b) numbers through fixed random projections: it needs a larger learning "
               "rate than LoRA, not an equal or smaller one.")
     return _ok(f"LoRA-Mini's learning rate is {lr_loramini / lr_lora:g}x LoRA's.")
 
 
-def check_ablation_table(table, metric: str, min_ranks: int = 3) -> bool:
+def check_ablation_table(table, metric: str, min_ranks: int = 3) -> None:
     """A designed ablation: a DataFrame with an `r` column, ≥ `min_ranks` ranks, and finite `metric` values."""
     columns = list(getattr(table, "columns", []))
     if "r" not in columns:

@@ -2,13 +2,19 @@
 
     python -m loramini.course student          # notebooks/*.ipynb → notebooks/exercises/*.ipynb
     python -m loramini.course student --check  # exit 1 if the committed student versions are stale
+    python -m loramini.course nbgrader DEST    # nbgrader source notebooks (cells tagged for autograding)
 
 The solution notebooks mark exercises with nbgrader's markers, so an instructor who uses nbgrader can take
 them as they are; this command does the same job without nbgrader:
 
     ### BEGIN SOLUTION ... ### END SOLUTION          → `raise NotImplementedError()` (same indentation)
     ### BEGIN HIDDEN TESTS ... ### END HIDDEN TESTS  → removed
-    outputs and execution counts                     → cleared
+    the same markers in a markdown cell              → "YOUR ANSWER HERE" (a written answer)
+    `# NBVAL_...` lines, outputs, execution counts   → removed (they are for testing the solutions)
+
+An exercise is one code cell: setup, the solution block, then the check call (and optional hidden tests),
+so the student copy runs top to bottom. nbgrader wants the answer and its test in separate, tagged cells;
+`nbgrader` writes such a copy (see `nbgrader_notebook`).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SOLUTION_DIR = ROOT / "notebooks"
 STUDENT_DIR = SOLUTION_DIR / "exercises"
 _SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*(\n|$)", re.M | re.S)
+_NBVAL = re.compile(r"^[ \t]*# NBVAL_[A-Z_]+[ \t]*\n?", re.M)
+_MD_ANSWER = "YOUR ANSWER HERE"
 _HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[^\n]*\n.*?^[ \t]*### END HIDDEN TESTS[^\n]*(\n|$)", re.M | re.S)
 _STUDENT_NOTE = ("> **Student version.** Cells marked *Exercise* raise `NotImplementedError` until you replace "
                  "that line with your code; the check after it then tells you whether you got it right.\n\n")
@@ -37,6 +45,11 @@ def strip_solutions(source: str) -> str:
     return source
 
 
+def strip_markdown_solution(source: str) -> str:
+    """The student version of a markdown cell: a written answer becomes YOUR ANSWER HERE (as nbgrader does)."""
+    return _SOLUTION.sub(lambda m: f"{m.group(1)}{_MD_ANSWER}{m.group(2)}", source)
+
+
 def has_exercise(source: str) -> bool:
     return "### BEGIN SOLUTION" in source
 
@@ -46,15 +59,77 @@ def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
         if cell.cell_type == "code":
-            cell.source = strip_solutions(cell.source)
+            cell.source = _NBVAL.sub("", strip_solutions(cell.source)).rstrip("\n")
             cell.outputs, cell.execution_count = [], None
             cell.metadata.pop("execution", None)
+        elif cell.cell_type == "markdown":
+            cell.source = strip_markdown_solution(cell.source)
     first = next((c for c in nb.cells if c.cell_type == "markdown"), None)
     if first is not None and _STUDENT_NOTE not in first.source:
         # Badges in the first cell must point at the student copy, which lives in notebooks/exercises/.
         first.source = re.sub(r"(/notebooks/)(\d\d_[\w]+\.ipynb)", r"\1exercises/\2", first.source)
         first.source = first.source + "\n\n" + _STUDENT_NOTE.strip()
     return nb
+
+
+def _nbgrader_meta(grade_id: str, *, solution: bool, grade: bool, points: int = 0) -> dict:
+    meta = {"grade": grade, "solution": solution, "locked": not solution, "grade_id": grade_id,
+            "schema_version": 3, "task": False}
+    if grade:
+        meta["points"] = points
+    return meta
+
+
+def nbgrader_notebook(nb: nbformat.NotebookNode, prefix: str, points: int = 1) -> nbformat.NotebookNode:
+    """A copy of the solution notebook `nb` as an nbgrader *source* notebook.
+
+    Each exercise cell is split after its `### END SOLUTION` line: the part up to there becomes an
+    "autograded answer" cell, the rest (the check call and hidden tests) a locked "autograder tests" cell worth
+    `points`. A markdown cell with a solution block becomes a "manually graded answer". Outputs are cleared.
+    """
+    nb = copy.deepcopy(nb)
+    cells, n = [], 0
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+            cell.metadata.pop("execution", None)
+        if not has_exercise(cell.source):
+            cells.append(cell)
+            continue
+        n += 1
+        gid = f"{prefix}_ex{n:02d}"
+        if cell.cell_type == "markdown":
+            cell.metadata["nbgrader"] = _nbgrader_meta(gid, solution=True, grade=True, points=points)
+            cells.append(cell)
+            continue
+        source = _NBVAL.sub("", cell.source)
+        ends = list(re.finditer(r"^[ \t]*### END SOLUTION[^\n]*(\n|$)", source, re.M))
+        answer, tests = source[:ends[-1].end()].rstrip("\n"), source[ends[-1].end():].strip("\n")
+        cell.source = answer
+        cell.metadata["nbgrader"] = _nbgrader_meta(gid, solution=True, grade=False)
+        cells.append(cell)
+        if tests.strip():
+            test_cell = nbformat.v4.new_code_cell(tests)
+            test_cell.metadata["nbgrader"] = _nbgrader_meta(f"{gid}_tests", solution=False, grade=True, points=points)
+            cells.append(test_cell)
+    nb.cells = cells
+    return nb
+
+
+def write_nbgrader(dest: Path, solution_dir: Path = SOLUTION_DIR) -> list[Path]:
+    """nbgrader source notebooks for every solution notebook with exercises, written into `dest`."""
+    from .io import atomic_write
+
+    written = []
+    for path in sorted(solution_dir.glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        if any(has_exercise(c.source) for c in nb.cells):
+            text = render(nbgrader_notebook(nb, prefix=f"nb{path.name[:2]}"))
+            target = Path(dest) / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, lambda tmp, text=text: Path(tmp).write_text(text))
+            written.append(target)
+    return written
 
 
 def render(nb: nbformat.NotebookNode) -> str:
@@ -84,7 +159,13 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     student = sub.add_parser("student", help="write the student notebooks into notebooks/exercises/")
     student.add_argument("--check", action="store_true", help="only check that they are up to date")
+    grader = sub.add_parser("nbgrader", help="write nbgrader source notebooks (answer and test cells tagged)")
+    grader.add_argument("dest", help="e.g. <course>/source/loramini (nbgrader's source/<assignment> folder)")
     args = parser.parse_args(argv)
+    if args.command == "nbgrader":
+        for path in write_nbgrader(Path(args.dest)):
+            print(f"wrote {path}")
+        return 0
     if args.check:
         bad = stale()
         if bad:

@@ -1,5 +1,8 @@
 """Every coursework check: the right answer passes, typical mistakes get their own hint."""
 
+import io
+from contextlib import redirect_stdout
+
 import pandas as pd
 import pytest
 import torch
@@ -9,20 +12,27 @@ from loramini import checks
 from loramini.checks import CheckFailed
 
 
+def passes(fn, *args, **kwargs):
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert fn(*args, **kwargs) is None
+    assert out.getvalue().startswith("✓ "), out.getvalue()
+
+
 def fails_with(match, fn, *args, **kwargs):
     with pytest.raises(CheckFailed, match=match):
         fn(*args, **kwargs)
 
 
 def test_lora_count():
-    assert checks.check_lora_count(12288, 768, 768, 8)
+    passes(checks.check_lora_count, 12288, 768, 768, 8)
     fails_with("full fine-tuning", checks.check_lora_count, 768 * 768, 768, 768, 8)
     fails_with("only one factor", checks.check_lora_count, 8 * 768, 768, 768, 8)
     fails_with("factor r is missing", checks.check_lora_count, 1536, 768, 768, 8)
 
 
 def test_loramini_count():
-    assert checks.check_loramini_count(512, a=32, b=32, r=8, d_in=768, d_out=768)
+    passes(checks.check_loramini_count, 512, a=32, b=32, r=8, d_in=768, d_out=768)
     fails_with("LoRA's count", checks.check_loramini_count, 12288, a=32, b=32, r=8, d_in=768, d_out=768)
     fails_with("aux factors", checks.check_loramini_count, 512 + 2 * 32 * 768, a=32, b=32, r=8, d_in=768, d_out=768)
     fails_with("One inner factor", checks.check_loramini_count, 256, a=32, b=16, r=8)
@@ -30,32 +40,32 @@ def test_loramini_count():
 
 
 def test_savings_ratio_and_bytes():
-    assert checks.check_savings_ratio(24, 768, 768, 32, 32)
+    passes(checks.check_savings_ratio, 24, 768, 768, 32, 32)
     fails_with("Upside down", checks.check_savings_ratio, 1 / 24, 768, 768, 32, 32)
-    assert checks.check_adapter_bytes(4 * 512, 512)
-    assert checks.check_adapter_bytes(2 * 512, 512, torch.bfloat16)
+    passes(checks.check_adapter_bytes, 4 * 512, 512)
+    passes(checks.check_adapter_bytes, 2 * 512, 512, torch.bfloat16)
     fails_with("bits", checks.check_adapter_bytes, 32 * 512, 512)
     fails_with("4 bytes", checks.check_adapter_bytes, 512, 512)
 
 
 def test_factor_shapes():
     right = {"A_aux": (32, 768), "A_train": (8, 32), "B_train": (32, 8), "B_aux": (768, 32)}
-    assert checks.check_factor_shapes(right, 768, 768, 8, 32, 32)
+    passes(checks.check_factor_shapes, right, 768, 768, 8, 32, 32)
     fails_with("A_train is transposed", checks.check_factor_shapes, dict(right, A_train=(32, 8)), 768, 768, 8, 32, 32)
     fails_with("B_aux has the wrong shape", checks.check_factor_shapes, dict(right, B_aux=(768, 16)), 768, 768, 8, 32, 32)
     fails_with("B_train too", checks.check_factor_shapes, {"A_aux": (32, 768), "A_train": (8, 32)}, 768, 768, 8, 32, 32)
 
 
 def test_rank_bound_and_flops():
-    assert checks.check_rank_bound(4, r=8, a=4, b=16)
+    passes(checks.check_rank_bound, 4, r=8, a=4, b=16)
     fails_with("only one of the bottlenecks", checks.check_rank_bound, 8, r=8, a=4, b=16)
-    assert checks.check_extra_flops(768 * 32 + 32 * 8 + 8 * 32 + 32 * 768, 768, 768, 8, 32, 32)
+    passes(checks.check_extra_flops, 768 * 32 + 32 * 8 + 8 * 32 + 32 * 768, 768, 768, 8, 32, 32)
     fails_with("LoRA's extra cost", checks.check_extra_flops, 8 * 1536, 768, 768, 8, 32, 32)
     fails_with("only the trained factors", checks.check_extra_flops, 8 * 64, 768, 768, 8, 32, 32)
 
 
 def test_delta_weight():
-    assert checks.check_delta_weight(lambda l: l.scale * l.B_aux @ l.B_train @ l.A_train @ l.A_aux)
+    passes(checks.check_delta_weight, lambda l: l.scale * l.B_aux @ l.B_train @ l.A_train @ l.A_aux)
     fails_with("scale factor", checks.check_delta_weight, lambda l: l.B_aux @ l.B_train @ l.A_train @ l.A_aux)
     fails_with("transposed", checks.check_delta_weight, lambda l: (l.scale * l.B_aux @ l.B_train @ l.A_train @ l.A_aux).T)
 
@@ -66,7 +76,7 @@ def right_forward(layer, x):
 
 
 def test_forward():
-    assert checks.check_forward(right_forward)
+    passes(checks.check_forward, right_forward)
     fails_with("only the adapter", checks.check_forward, lambda l, x: right_forward(l, x) - l.base(x))
     fails_with("not scaled", checks.check_forward,
                lambda l, x: l.base(x) + (right_forward(l, x) - l.base(x)) / l.scale)
@@ -79,16 +89,50 @@ def test_grad_B_train():
         g_b = g @ layer.B_aux  # (n, b): the gradient at B_train's output
         return layer.scale * g_b.T @ h
 
-    assert checks.check_grad_B_train(right)
+    passes(checks.check_grad_B_train, right)
     fails_with("scale factor", checks.check_grad_B_train, lambda l, x, g: right(l, x, g) / l.scale)
     fails_with("B_train's shape", checks.check_grad_B_train, lambda l, x, g: right(l, x, g).T)
 
 
 def test_learning_rates_and_ablation_table():
-    assert checks.check_learning_rates(2e-3, 5e-4)
+    passes(checks.check_learning_rates, 2e-3, 5e-4)
     fails_with("larger learning rate", checks.check_learning_rates, 5e-4, 5e-4)
     table = pd.DataFrame({"r": [1, 2, 4, 1, 2, 4], "accuracy": [0.6, 0.7, 0.8, 0.62, 0.71, 0.79]})
-    assert checks.check_ablation_table(table, "accuracy")
+    passes(checks.check_ablation_table, table, "accuracy")
     fails_with("at least 3", checks.check_ablation_table, table[table.r < 4], "accuracy")
     fails_with("no column 'f1'", checks.check_ablation_table, table, "f1")
     fails_with("not finite", checks.check_ablation_table, table.assign(accuracy=float("nan")), "accuracy")
+
+
+ATTENTION = {"query": (768, 768), "key": (768, 768), "value": (768, 768), "attention.output": (768, 768)}
+ALL_LINEAR = dict(ATTENTION, intermediate=(768, 3072), output=(3072, 768))
+
+
+def test_model_count_lora_and_loramini():
+    lora = 12 * (4 * 8 * 1536 + 2 * 8 * 3840)
+    passes(checks.check_model_count, lora, ALL_LINEAR, r=8, n_blocks=12)
+    passes(checks.check_model_count, 72 * 8 * 64, ALL_LINEAR, r=8, a=32, b=32, n_blocks=12)
+    fails_with("one block", checks.check_model_count, lora // 12, ALL_LINEAR, r=8, n_blocks=12)
+    fails_with("intermediate, output", checks.check_model_count, 12 * 4 * 8 * 1536, ALL_LINEAR, r=8, n_blocks=12)
+    fails_with("4 adapted layers per block", checks.check_model_count, 48 * 512, ALL_LINEAR, r=8, a=32, b=32, n_blocks=12)
+    fails_with("LoRA's count", checks.check_model_count, lora, ALL_LINEAR, r=8, a=32, b=32, n_blocks=12)
+    with_aux = 72 * 512 + 12 * sum(32 * d_in + d_out * 32 for d_in, d_out in ALL_LINEAR.values())
+    fails_with("aux factors", checks.check_model_count, with_aux, ALL_LINEAR, r=8, a=32, b=32, n_blocks=12)
+    fails_with("factor r", checks.check_model_count, lora // 8, ALL_LINEAR, r=8, n_blocks=12)
+
+
+def test_head_count():
+    passes(checks.check_head_count, 768 * 768 + 768 + 768 * 2 + 2, hidden=768, num_labels=2)
+    passes(checks.check_head_count, 592_130, hidden=768, num_labels=2)
+    fails_with("biases are missing", checks.check_head_count, 768 * 768 + 768 * 2, hidden=768, num_labels=2)
+    fails_with("only out_proj", checks.check_head_count, 1024 * 3 + 3, hidden=1024, num_labels=3)
+    fails_with("only the dense", checks.check_head_count, 1024 * 1024 + 1024, hidden=1024, num_labels=3)
+    fails_with("3 labels, not 2", checks.check_head_count, 1024 * 1024 + 1024 + 2048 + 2, hidden=1024, num_labels=3)
+
+
+def test_forward_lets_not_implemented_through():
+    def unfinished(layer, x):
+        raise NotImplementedError()
+
+    with pytest.raises(NotImplementedError):  # not a CheckFailed about a "RuntimeError" (it subclasses it)
+        checks.check_forward(unfinished)

@@ -62,3 +62,57 @@ def test_student_notebook_runs_with_only_exercises_unimplemented(path, tmp_path)
         assert error.ename == "NotImplementedError", f"{error.ename}: {error.evalue} in cell:\n{source[:300]}"
         assert "raise NotImplementedError()" in source
     assert len(errors) == len(exercises)
+
+
+EXERCISE = '''# NBVAL_CHECK_OUTPUT
+# Exercise 1: add one
+def my_add(x):
+    ### BEGIN SOLUTION
+    return x + 1
+    ### END SOLUTION
+
+
+check(my_add)
+### BEGIN HIDDEN TESTS
+assert my_add(2) == 3
+### END HIDDEN TESTS
+'''
+WRITTEN = "Why?\n\n### BEGIN SOLUTION\nBecause the rank is capped.\n### END SOLUTION\n"
+
+
+def _tiny_solution_notebook():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title"), nbformat.v4.new_code_cell("import x\n# NBVAL_IGNORE_OUTPUT"),
+                nbformat.v4.new_code_cell(EXERCISE, execution_count=1), nbformat.v4.new_markdown_cell(WRITTEN)]
+    return nb
+
+
+def test_student_copy_drops_nbval_markers_and_written_answers():
+    student = course.student_notebook(_tiny_solution_notebook())
+    code = student.cells[2].source
+    assert "NBVAL" not in code and "# Exercise 1: add one" in code
+    assert "    raise NotImplementedError()\n" in code and "assert my_add(2)" not in code
+    assert student.cells[3].source == "Why?\n\nYOUR ANSWER HERE\n"
+    assert "NBVAL" not in student.cells[1].source
+
+
+def test_nbgrader_copy_splits_answer_and_test_cells():
+    nb = course.nbgrader_notebook(_tiny_solution_notebook(), prefix="nb01")
+    kinds = [(c.cell_type, c.metadata.get("nbgrader", {}).get("grade_id")) for c in nb.cells]
+    assert kinds == [("markdown", None), ("code", None), ("code", "nb01_ex01"), ("code", "nb01_ex01_tests"),
+                     ("markdown", "nb01_ex02")]
+    answer, tests, written = nb.cells[2], nb.cells[3], nb.cells[4]
+    assert answer.source.endswith("### END SOLUTION") and "check(" not in answer.source
+    assert answer.metadata.nbgrader["solution"] and not answer.metadata.nbgrader["grade"]
+    assert tests.source.startswith("check(my_add)") and "### BEGIN HIDDEN TESTS" in tests.source
+    assert tests.metadata.nbgrader == {"grade": True, "solution": False, "locked": True, "grade_id": "nb01_ex01_tests",
+                                       "schema_version": 3, "task": False, "points": 1}
+    assert written.metadata.nbgrader["solution"] and written.metadata.nbgrader["grade"]
+    assert answer.outputs == [] and answer.execution_count is None
+    nbformat.validate(nb)
+
+
+def test_nbgrader_command_writes_every_notebook_with_exercises(tmp_path):
+    assert course.main(["nbgrader", str(tmp_path / "source" / "loramini")]) == 0
+    written = sorted(p.name for p in (tmp_path / "source" / "loramini").glob("*.ipynb"))
+    assert written == sorted(p.name for p in STUDENT_NOTEBOOKS)

@@ -91,3 +91,25 @@ def write(name: str, cells: list) -> Path:
     nbformat.validate(nb)
     nbformat.write(nb, path)
     return path
+
+
+def exercise(number: int, title: str, body: str, check_output: bool = True):
+    """One exercise: a single code cell holding the setup, the solution between nbgrader's markers and the
+    check call (so the student copy, where the solution becomes `raise NotImplementedError()`, still runs top
+    to bottom). `check_output`: the cell prints the same ✓ line in every mode, so nbval compares it."""
+    marker = "# NBVAL_CHECK_OUTPUT" if check_output else "# NBVAL_IGNORE_OUTPUT"
+    body = textwrap.dedent(body).strip("\n")
+    assert "### BEGIN SOLUTION" in body and "### END SOLUTION" in body, f"exercise {number} has no solution block"
+    return new_code_cell(f"{marker}\n# Exercise {number}: {title}\n{body}")
+
+
+def exercises_intro():
+    return md(
+        """
+        > **Exercises.** Cells whose first lines read `# Exercise N` are for you. In the student copy of this
+        > notebook (in `notebooks/exercises/`) the answer is replaced by `raise NotImplementedError()`: delete that
+        > line, write your answer there, and run the cell. The `checks.…` call at the end of the cell prints a ✓
+        > when you are right, and otherwise a hint that says what looks wrong. Later cells never depend on your
+        > answers, so you can skip an exercise and come back to it.
+        """
+    )

@@ -3,7 +3,7 @@
     .venv/bin/python notebooks/_build/make_01.py
 """
 
-from common import code, device_cell, install_cell, md, title_cell, write
+from common import code, device_cell, exercise, exercises_intro, install_cell, md, title_cell, write
 
 NAME = "01_decomposition_math.ipynb"
 
@@ -33,6 +33,7 @@ cells = [
         > [`loramini/counting.py`](../loramini/counting.py) (the closed-form counts).
         """
     ),
+    exercises_intro(),
     install_cell(),
     device_cell(),
     code(
@@ -45,6 +46,8 @@ cells = [
         import matplotlib.pyplot as plt
         import pandas as pd
         from torch import nn
+
+        from loramini import checks   # the exercises' answer checks
 
         plt.rcParams.update({"figure.dpi": 72, "figure.figsize": (9, 3.2)})
         _ = torch.manual_seed(0)
@@ -95,6 +98,24 @@ cells = [
         $(d_{in}+d_{out})/(a+b)$ and does not depend on the rank at all. Notebook 02 turns this into exact counts
         for whole models.
 
+        Your turn. A transformer block has wider matrices than the attention projections: its feed-forward
+        part first widens each token from 768 to 3072 numbers. Count with pencil and paper first, then type
+        the number (not a formula that the computer evaluates for you, at least the first time).
+        """
+    ),
+    exercise(1, "count LoRA's trainable numbers by hand", """
+        # RoBERTa-base's feed-forward layer `intermediate.dense` maps d_in = 768 to d_out = 3072.
+        # How many numbers does a LoRA adapter with r = 8 train on it? Set `lora_ffn` to that number.
+        ### BEGIN SOLUTION
+        lora_ffn = 8 * 768 + 3072 * 8   # A is r × d_in, B is d_out × r
+        ### END SOLUTION
+        checks.check_lora_count(lora_ffn, d_in=768, d_out=3072, r=8)
+        ### BEGIN HIDDEN TESTS
+        assert lora_ffn == 30_720
+        ### END HIDDEN TESTS
+        """),
+    md(
+        """
         ## 2. Meet the layer
 
         [`loramini.LoRAMiniLinear`](../loramini/layer.py) wraps an existing `nn.Linear`. We use a deliberately
@@ -148,6 +169,25 @@ cells = [
     ),
     md(
         """
+        Shapes are the grammar of linear algebra: if you can say the shape of every factor, you can write the
+        forward pass, the gradients and the parameter counts. Practise on a layer that goes the other way, from
+        wide to narrow.
+        """
+    ),
+    exercise(2, "the shapes of the four factors", """
+        # RoBERTa's `output.dense` maps d_in = 3072 to d_out = 768. Adapt it with r = 8, a = 64, b = 16.
+        # Fill in the (rows, columns) of each factor, e.g. my_shapes = {"A_aux": (?, ?), "A_train": (?, ?), ...}
+        ### BEGIN SOLUTION
+        my_shapes = {"A_aux": (64, 3072), "A_train": (8, 64), "B_train": (16, 8), "B_aux": (768, 16)}
+        ### END SOLUTION
+        checks.check_factor_shapes(my_shapes, d_in=3072, d_out=768, r=8, a=64, b=16)
+        ### BEGIN HIDDEN TESTS
+        _real = loramini.LoRAMiniLinear(nn.Linear(3072, 768), r=8, a=64, b=16, name="hidden")
+        assert all(tuple(my_shapes[f]) == tuple(getattr(_real, f).shape) for f in ["A_aux", "A_train", "B_train", "B_aux"])
+        ### END HIDDEN TESTS
+        """),
+    md(
+        """
         ## 3. Why the adapted model starts exactly where the pretrained one was
 
         $B_{train}$ starts at zero, so the whole product $\\Delta W$ is zero, and the layer computes exactly
@@ -170,6 +210,59 @@ cells = [
         assert torch.equal(layer(x), base(x))
         """
     ),
+    md(
+        """
+        ### Write the layer yourself
+
+        The package's layer is about a hundred lines, most of them bookkeeping. Its heart is two formulas, and
+        you can write both from the table in Section 1. Each exercise hands you a real `LoRAMiniLinear` (with
+        random, non-zero factors, so that mistakes show) and compares your function with the package's.
+        Read the factors as attributes: `layer.A_aux`, `layer.A_train`, `layer.B_train`, `layer.B_aux`,
+        `layer.scale` ($\\alpha/r$) and `layer.base` (the frozen `nn.Linear`).
+
+        First $\\Delta W$ itself, a $d_{out}\\times d_{in}$ matrix, like the base weight it is added to:
+        """
+    ),
+    exercise(3, "build ΔW from the four factors", """
+        def my_delta_weight(layer):
+            \"\"\"ΔW of a LoRAMiniLinear, shape (d_out, d_in).\"\"\"
+            ### BEGIN SOLUTION
+            return layer.scale * layer.B_aux @ layer.B_train @ layer.A_train @ layer.A_aux
+            ### END SOLUTION
+
+
+        checks.check_delta_weight(my_delta_weight)
+        """),
+    md(
+        """
+        Now the forward pass. A batch arrives as rows: `x` has shape `(..., d_in)`, with any number of leading
+        dimensions (batch, sequence). In row form a linear map $M$ is applied as `x @ M.T`. Follow the cheap order
+        of the chain, $x\\to A_{aux}\\to A_{train}\\to B_{train}\\to B_{aux}$, so that you never build a
+        $d_{out}\\times d_{in}$ matrix, and do not forget the frozen base layer. (The package computes the same
+        thing in `LoRAMiniLinear.forward` and `adapter_forward`; read them *after* you have written yours.)
+        """
+    ),
+    exercise(4, "implement LoRAMiniLinear.forward", """
+        def my_forward(layer, x):
+            \"\"\"The output of a LoRAMiniLinear for x of shape (..., d_in): base output plus the scaled update.\"\"\"
+            ### BEGIN SOLUTION
+            h = x @ layer.A_aux.T        # (..., a)
+            h = h @ layer.A_train.T      # (..., r)
+            h = h @ layer.B_train.T      # (..., b)
+            update = h @ layer.B_aux.T   # (..., d_out)
+            return layer.base(x) + layer.scale * update
+            ### END SOLUTION
+
+
+        checks.check_forward(my_forward)
+        ### BEGIN HIDDEN TESTS
+        _layer = loramini.LoRAMiniLinear(nn.Linear(20, 7), r=2, a=5, b=4, alpha=3, name="hidden").eval()
+        with torch.no_grad():
+            _layer.B_train.normal_()
+            _x = torch.randn(3, 20)
+            assert torch.allclose(my_forward(_layer, _x), _layer(_x), atol=1e-5), "my_forward only works for one shape"
+        ### END HIDDEN TESTS
+        """),
     md(
         """
         ## 4. The rank bound: $\\operatorname{rank}\\Delta W \\le \\min(r, a, b)$
@@ -220,6 +313,19 @@ cells = [
             print("ValueError:", err)
         """
     ),
+    md(
+        """
+        Check your understanding with a lopsided setting, where the rank you asked for is not the one you get.
+        """
+    ),
+    exercise(5, "find the bottleneck", """
+        # A colleague adapts a layer with r = 8, a = 64, b = 4 (LoRAMiniConfig would refuse it; imagine it did not).
+        # What is the largest rank ΔW can reach? Set `max_rank` to that number.
+        ### BEGIN SOLUTION
+        max_rank = 4   # ΔW passes through widths a = 64, r = 8 and b = 4; the narrowest one wins
+        ### END SOLUTION
+        checks.check_rank_bound(max_rank, r=8, a=64, b=4)
+        """),
     md(
         """
         ## 5. Which gradients exist, derived by hand
@@ -292,6 +398,27 @@ cells = [
         print("at init, |dL/dB_train| > 0 :", bool(fresh.B_train.grad.abs().sum() > 0))
         """
     ),
+    md(
+        """
+        Now translate the boxed formula for $\\partial L/\\partial B_{train}$ into PyTorch's *row* convention, where
+        the batch `x` is `(n, d_in)` and the gradient arriving from above, `g` $=\\partial L/\\partial y$, is
+        `(n, d_out)`. Every transpose flips: the column formula's $X$ is the rows' `x.T`, and $G$ is `g.T`. Shapes
+        are your guide: the answer must be $b\\times r$, like $B_{train}$. The check runs autograd on the same
+        layer and compares.
+        """
+    ),
+    exercise(6, "the gradient of B_train, by hand", """
+        def my_grad_B_train(layer, x, g):
+            \"\"\"dL/dB_train, shape (b, r), for inputs x (n, d_in) and output gradient g = dL/dy (n, d_out).\"\"\"
+            ### BEGIN SOLUTION
+            h = x @ layer.A_aux.T @ layer.A_train.T   # (n, r): what B_train receives
+            g_z = layer.scale * g @ layer.B_aux        # (n, b): the gradient at B_train's output
+            return g_z.T @ h                           # (b, r), summed over the n tokens
+            ### END SOLUTION
+
+
+        checks.check_grad_B_train(my_grad_B_train)
+        """),
     md(
         """
         ## 6. LoRA is a special case, and every LoRA-Mini adapter *is* a LoRA
@@ -501,6 +628,19 @@ cells = [
     ),
     md(
         """
+        One more count, this time of compute rather than memory, for the widest-to-narrowest layer of the block.
+        """
+    ),
+    exercise(7, "extra multiply-adds per token", """
+        # An unmerged LoRA-Mini adapter on `output.dense` (d_in = 3072 → d_out = 768) with r = 4, a = b = 16,
+        # applied as the plain chain x → A_aux → A_train → B_train → B_aux. How many multiply-adds per token?
+        ### BEGIN SOLUTION
+        extra_macs = 3072 * 16 + 16 * 4 + 4 * 16 + 16 * 768
+        ### END SOLUTION
+        checks.check_extra_flops(extra_macs, d_in=3072, d_out=768, r=4, a=16, b=16)
+        """),
+    md(
+        """
         ## 9. Pictures: what the updates look like
 
         Heatmaps first. LoRA's $\\Delta W$ (left) is a product of two trained factors and can point anywhere.
@@ -694,7 +834,7 @@ cells = [
         * LoRA-Mini learns low-rank updates *inside a random subspace*; the planted-update experiment shows the
           knee at the true rank, and also what lies outside its reach.
 
-        ## Exercises
+        ## More to explore (open questions, no automatic check)
 
         1. **Predict, then check.** Rerun the experiment's generic target with $a=b=48$ and then $a=b=16$. Before
            you run it, use $1-ab/d^2$ to predict where the LoRA-Mini curve will plateau.

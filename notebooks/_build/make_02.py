@@ -3,7 +3,7 @@
     .venv/bin/python notebooks/_build/make_02.py
 """
 
-from common import code, device_cell, install_cell, md, title_cell, write
+from common import code, device_cell, exercise, exercises_intro, install_cell, md, title_cell, write
 
 NAME = "02_parameter_counting.ipynb"
 
@@ -33,6 +33,7 @@ cells = [
         > [`loramini/inject.py`](../loramini/inject.py) (the presets) and [`loramini/io.py`](../loramini/io.py) (what is saved).
         """
     ),
+    exercises_intro(),
     install_cell(),
     device_cell(),
     code(
@@ -49,6 +50,8 @@ cells = [
         import peft
         from IPython.display import display
         from transformers import AutoModelForSequenceClassification
+
+        from loramini import checks   # the exercises' answer checks
 
         plt.rcParams.update({"figure.dpi": 72})
         warnings.filterwarnings("ignore", category=FutureWarning)   # library deprecation notices, not our business here
@@ -116,6 +119,47 @@ cells = [
         pd.DataFrame(rows)
         """
     ),
+    md(
+        """
+        ### Count by hand before the machine does
+
+        The closed forms are short enough to use with pencil and paper, and doing it once by hand is the best
+        protection against a wrong number later. First one layer whose input and output widths differ, with
+        unequal aux widths, so that no factor can be confused with another:
+        """
+    ),
+    exercise(1, "LoRA-Mini's trainable numbers on one layer", """
+        # `intermediate.dense` of roberta-base (d_in = 768 → d_out = 3072), adapted by LoRA-Mini with
+        # r = 4, a = 16, b = 64. How many numbers are trained? Set `mini_ffn`.
+        ### BEGIN SOLUTION
+        mini_ffn = 4 * 16 + 64 * 4   # A_train is r × a, B_train is b × r; the aux factors are frozen
+        ### END SOLUTION
+        checks.check_loramini_count(mini_ffn, a=16, b=64, r=4, d_in=768, d_out=3072)
+        """),
+    md(
+        """
+        Now a whole model. The table above lists the six linear layers of one RoBERTa-base block; the model
+        stacks 12 such blocks. Count the adapter numbers of the `all-linear` preset, for LoRA and for LoRA-Mini.
+        """
+    ),
+    exercise(2, "a whole model, by hand", """
+        # One roberta-base block, as (d_in, d_out) for each linear layer that `all-linear` adapts:
+        ROBERTA_BASE_BLOCK = {"query": (768, 768), "key": (768, 768), "value": (768, 768),
+                              "attention.output.dense": (768, 768),
+                              "intermediate.dense": (768, 3072), "output.dense": (3072, 768)}
+        # Set `lora_all` (LoRA, r = 8) and `mini_all` (LoRA-Mini, r = 8, a = b = 32) for all 12 blocks.
+        ### BEGIN SOLUTION
+        lora_all = 12 * (4 * 8 * (768 + 768) + 8 * (768 + 3072) + 8 * (3072 + 768))
+        mini_all = 12 * 6 * 8 * (32 + 32)
+        ### END SOLUTION
+        checks.check_model_count(lora_all, ROBERTA_BASE_BLOCK, r=8, n_blocks=12)
+        checks.check_model_count(mini_all, ROBERTA_BASE_BLOCK, r=8, a=32, b=32, n_blocks=12)
+        ### BEGIN HIDDEN TESTS
+        _cfg = loramini.LoRAMiniConfig(r=8, a=32, b=32, target_modules="all-linear")
+        assert lora_all == loramini.predict_adapter_params(meta_model("roberta-base"), _cfg, method="lora")
+        assert mini_all == loramini.predict_adapter_params(meta_model("roberta-base"), _cfg, method="loramini")
+        ### END HIDDEN TESTS
+        """),
     md(
         """
         ## 3. Three honest answers to "how many parameters does LoRA train?"
@@ -201,6 +245,25 @@ cells = [
         assert mini_counts.frozen_aux == 12 * 2 * (32 * 768 + 768 * 32)
         """
     ),
+    md(
+        """
+        The head deserves a count of its own, because it is the part that no adapter method shrinks. RoBERTa's
+        classification head (`RobertaClassificationHead` in `transformers`) takes the first token's vector,
+        applies a `dense` layer of the model's width with a bias, then `out_proj` to one output per label.
+        """
+    ),
+    exercise(3, "count the classifier head", """
+        # roberta-large (hidden size 1024) on MNLI, a task with 3 labels. How many numbers does its head train?
+        ### BEGIN SOLUTION
+        head_large_mnli = (1024 * 1024 + 1024) + (1024 * 3 + 3)
+        ### END SOLUTION
+        checks.check_head_count(head_large_mnli, hidden=1024, num_labels=3)
+        ### BEGIN HIDDEN TESTS
+        with torch.device("meta"):
+            _model = AutoModelForSequenceClassification.from_config(loramini.roberta_config("roberta-large", num_labels=3))
+        assert head_large_mnli == sum(p.numel() for p in _model.classifier.parameters())
+        ### END HIDDEN TESTS
+        """),
     md(
         """
         ## 4. LoRA vs LoRA-Mini across targets, ranks and widths
@@ -332,7 +395,18 @@ cells = [
         included (Section 3) they shrink a lot; for $r=8$ on the attention preset no choice of $(a, b)$ can reach
         even 2x, because LoRA's adapter (589,824) is smaller than the shared head (592,130). Notebook 04 measures what the widths cost in
         accuracy.
-
+        """
+    ),
+    exercise(4, "the saving on a bigger layer", """
+        # roberta-large's `intermediate.dense` maps 1024 → 4096. Adapt it with LoRA-Mini, a = 32, b = 48.
+        # How many times fewer trainable numbers than LoRA of the same rank? Set `saving_large_ffn`.
+        ### BEGIN SOLUTION
+        saving_large_ffn = (1024 + 4096) / (32 + 48)   # r cancels
+        ### END SOLUTION
+        checks.check_savings_ratio(saving_large_ffn, d_in=1024, d_out=4096, a=32, b=48)
+        """),
+    md(
+        """
         ## 6. Bytes on disk
 
         An adapter file stores each trained number once; in float32 that is 4 bytes a number (2 in fp16/bf16).
@@ -401,6 +475,22 @@ cells = [
         assert 0 < overhead < 4096
         """
     ),
+    md(
+        """
+        Your turn to convert counts into bytes: mind the dtype.
+        """
+    ),
+    exercise(5, "bytes on disk in bf16", """
+        # The LoRA-Mini adapter above (r = 8, a = b = 32 on query and value of roberta-base) holds 12,288 trained
+        # numbers. How many bytes does its tensor data take when saved in bfloat16? Set `adapter_bytes_bf16`.
+        ### BEGIN SOLUTION
+        adapter_bytes_bf16 = 12_288 * 2   # bf16 is 16 bits = 2 bytes a number
+        ### END SOLUTION
+        checks.check_adapter_bytes(adapter_bytes_bf16, n_params=12_288, dtype=torch.bfloat16)
+        ### BEGIN HIDDEN TESTS
+        assert 12_288 == mini_counts.adapter
+        ### END HIDDEN TESTS
+        """),
     md(
         """
         ## 7. Explore it yourself
@@ -488,7 +578,7 @@ cells = [
         * On disk, LoRA-Mini stores only $A_{train}$ and $B_{train}$ (4 bytes a number in fp32); the aux factors
           come back from the seed.
 
-        ## Exercises
+        ## More to explore (open questions, no automatic check)
 
         1. **Shrink the head.** Use `modules_to_save=[]` and add `"classifier.dense"` to the targets. How do the
            three conventions change? What does the model lose?
