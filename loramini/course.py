@@ -67,7 +67,8 @@ def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     first = next((c for c in nb.cells if c.cell_type == "markdown"), None)
     if first is not None and _STUDENT_NOTE not in first.source:
         # Badges in the first cell must point at the student copy, which lives in notebooks/exercises/.
-        first.source = re.sub(r"(/notebooks/)(\d\d_[\w]+\.ipynb)", r"\1exercises/\2", first.source)
+        # Colab links use "notebooks/NAME", Binder's labpath the URL-encoded "notebooks%2FNAME".
+        first.source = re.sub(r"(notebooks(/|%2F))(\d\d_[\w]+\.ipynb)", r"\1exercises\2\3", first.source)
         first.source = first.source + "\n\n" + _STUDENT_NOTE.strip()
     return nb
 

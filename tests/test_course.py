@@ -30,11 +30,14 @@ def test_hidden_tests_are_removed():
 
 def test_student_notebook_clears_outputs_and_points_badges_at_the_copy():
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell("[badge](https://colab.research.google.com/github/o/loramini/blob/main/notebooks/01_x.ipynb)"),
+    nb.cells = [nbformat.v4.new_markdown_cell(
+                    "[badge](https://colab.research.google.com/github/o/loramini/blob/main/notebooks/01_x.ipynb)\n"
+                    "[binder](https://mybinder.org/v2/gh/o/loramini/main?labpath=notebooks%2F01_x.ipynb)"),
                 nbformat.v4.new_code_cell(SOLUTION, execution_count=3,
                                           outputs=[nbformat.v4.new_output("stream", text="2\n")])]
     student = course.student_notebook(nb)
     assert "notebooks/exercises/01_x.ipynb" in student.cells[0].source
+    assert "labpath=notebooks%2Fexercises%2F01_x.ipynb" in student.cells[0].source
     assert student.cells[1].outputs == [] and student.cells[1].execution_count is None
     assert "answer = x + 1" not in student.cells[1].source
     assert nb.cells[1].execution_count == 3  # the solution notebook is not modified
