@@ -11,6 +11,11 @@ Dtypes: the aux buffers follow the base layer (device and dtype). The trainable 
 float32 whatever the base dtype, because with only r·(a+b) numbers per layer the optimizer's small
 updates would round away in bf16/fp16; in the forward pass they are cast to the activation dtype, which
 costs nothing (they are tiny) and lets autograd accumulate fp32 gradients.
+
+Speed and memory (see `benchmarks/`): the adapter path runs through `LoRAMiniFunction`, a custom autograd
+function. It computes exactly the chain above, but its backward keeps only two thin activations per
+token (a + r numbers; PEFT LoRA keeps the d_in-wide input) and does every product with the wide gradient only r wide,
+by folding the frozen output projection into `scale · B_aux B_train` (d_out × r) once per call.
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ import hashlib
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 
 def stable_seed(projection_seed: int, module_name: str, factor: str) -> int:
@@ -54,6 +59,59 @@ def make_aux(rows: int, cols: int, fan_in: int, init: str, seed: int) -> torch.T
     q = (q if rows >= cols else q.T).float()
     expected_norm = math.sqrt(rows * cols / fan_in)
     return q * (expected_norm / q.norm())
+
+
+class LoRAMiniFunction(torch.autograd.Function):
+    """y = scale · B_aux B_train A_train A_aux x, for x (N, d_in), with a lean backward.
+
+    Forward, left to right:  u = x A_auxᵀ (N × a),  h = u A_trainᵀ (N × r),  y = h B_effᵀ (N × d_out),
+    with B_eff = scale · B_aux B_train (d_out × r) formed once per call (d_out·b·r multiply-adds).
+    Saved for backward: u and h, i.e. (a + r) numbers per token (B_eff is recomputed); plain autograd on the
+    chain saves the same, PEFT LoRA saves the input x (d_in numbers per token) instead. With G = ∂L/∂y:
+
+        ∂L/∂h       = G B_eff                       (N × r)
+        ∂L/∂B_train = scale · B_auxᵀ (Gᵀ h)         (b × r)
+        ∂L/∂A_train = (∂L/∂h)ᵀ u                    (r × a)
+        ∂L/∂x       = (∂L/∂h) (A_train A_aux)       (N × d_in)
+
+    so the backward touches the wide tensors G and ∂L/∂x only through r-wide products, as LoRA does,
+    where plain autograd on the chain would go back through the a- and b-wide aux factors. The products
+    are written transposed where that gives the matmul a wide output (r × d rather than d × r): on a CPU
+    a product with an r-wide output is several times slower. Parameter gradients come back in float32
+    (the trainable factors are fp32 masters).
+    """
+
+    @staticmethod
+    def forward(ctx, x, A_train, B_train, A_aux, B_aux, scale):
+        dtype = x.dtype
+        u = x @ A_aux.to(dtype).t()  # (N, a)
+        h = u @ A_train.to(dtype).t()  # (N, r)
+        ctx.save_for_backward(u, h, A_train, B_train, A_aux, B_aux)  # only u and h are new memory
+        ctx.scale = scale
+        return h @ _b_eff_t(B_train, B_aux, scale, dtype)  # (N, d_out)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y):
+        u, h, A_train, B_train, A_aux, B_aux = ctx.saved_tensors
+        dtype = h.dtype  # the compute dtype of the forward (also under autocast)
+        grad_y = grad_y.to(dtype)
+        grad_h_t = _b_eff_t(B_train, B_aux, ctx.scale, dtype) @ grad_y.t()  # (r, N) = (∂L/∂h)ᵀ
+        grad_x = grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            a_eff = (A_train.float() @ A_aux.float()).to(dtype)  # (r, d_in), formed once
+            grad_x = grad_h_t.t() @ a_eff
+        if ctx.needs_input_grad[1]:
+            grad_a = grad_h_t.float() @ u.float()  # (r, a); thin operands, so fp32 is cheap
+        if ctx.needs_input_grad[2]:
+            h_t_grad = (h.t() @ grad_y).float()  # (r, d_out) = (Gᵀ h)ᵀ
+            grad_b = ((h_t_grad @ B_aux.float()) * ctx.scale).t().contiguous()  # (b, r)
+        return grad_x, grad_a, grad_b, None, None, None
+
+
+def _b_eff_t(B_train: torch.Tensor, B_aux: torch.Tensor, scale: float, dtype: torch.dtype) -> torch.Tensor:
+    """(scale · B_aux B_train)ᵀ = scale · B_trainᵀ B_auxᵀ, shape (r, d_out), formed in fp32."""
+    return ((B_train.float().t() @ B_aux.float().t()) * scale).to(dtype)
 
 
 class LoRAMiniLinear(nn.Module):
@@ -136,11 +194,15 @@ class LoRAMiniLinear(nn.Module):
         return self.base.bias
 
     def adapter_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """scale · B_aux B_train A_train A_aux x for x (..., d_in) → (..., d_out), cheapest order."""
-        h = F.linear(self.dropout(x), self.A_aux.to(x.dtype))  # (..., a)
-        h = F.linear(h, self.A_train.to(h.dtype))  # (..., r)
-        h = F.linear(h, self.B_train.to(h.dtype))  # (..., b)
-        return F.linear(h, self.B_aux.to(h.dtype)) * self.scale  # (..., d_out)
+        """scale · B_aux B_train A_train A_aux x for x (..., d_in) → (..., d_out).
+
+        Mathematically the chain x → A_aux (a) → A_train (r) → B_train (b) → B_aux (d_out); computed by
+        `LoRAMiniFunction`, which is faster and keeps less for backward than autograd on that chain.
+        """
+        x = self.dropout(x)
+        flat = x.reshape(-1, self.in_features)
+        y = LoRAMiniFunction.apply(flat, self.A_train, self.B_train, self.A_aux, self.B_aux, self.scale)
+        return y.reshape(*x.shape[:-1], self.out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base(x)
