@@ -3,6 +3,7 @@
     python -m loramini.course student          # notebooks/*.ipynb → notebooks/exercises/*.ipynb
     python -m loramini.course student --check  # exit 1 if the committed student versions are stale
     python -m loramini.course nbgrader DEST    # nbgrader source notebooks (cells tagged for autograding)
+    python -m loramini.course grade FILES...   # run submitted notebooks, list passed exercises (no nbgrader)
 
 The solution notebooks mark exercises with nbgrader's markers, so an instructor who uses nbgrader can take
 them as they are; this command does the same job without nbgrader:
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import csv
+import os
 import re
 import sys
 from pathlib import Path
@@ -133,6 +136,41 @@ def write_nbgrader(dest: Path, solution_dir: Path = SOLUTION_DIR) -> list[Path]:
     return written
 
 
+_EXERCISE_TITLE = re.compile(r"^# Exercise (\d+): (.*)$", re.M)
+
+
+def grade_notebook(path: Path, execute: bool = True, timeout: int = 600) -> list[dict]:
+    """One row per exercise cell of a submitted notebook: passed when the cell ran without an error.
+
+    `execute`: run the notebook first (in smoke mode unless LORAMINI_SMOKE is set), so a grade never rests on
+    outputs a student could have edited; errors do not stop the run.
+    """
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    if execute:
+        from nbclient import NotebookClient
+
+        old = os.environ.get("LORAMINI_SMOKE")
+        os.environ["LORAMINI_SMOKE"] = old or "1"  # the kernel inherits it
+        try:
+            NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                           resources={"metadata": {"path": str(path.parent)}}).execute()
+        finally:
+            if old is None:
+                os.environ.pop("LORAMINI_SMOKE")
+    rows = []
+    for cell in nb.cells:
+        title = _EXERCISE_TITLE.search(cell.source) if cell.cell_type == "code" else None
+        if title is None:
+            continue
+        error = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+        ran = cell.get("execution_count") is not None
+        status = "not run" if not ran else "passed" if error is None else f"{error.ename}: {error.evalue}"
+        rows.append({"notebook": path.name, "exercise": int(title.group(1)), "title": title.group(2).strip(),
+                     "passed": ran and error is None, "status": status.splitlines()[0][:200] if status else status})
+    return rows
+
+
 def render(nb: nbformat.NotebookNode) -> str:
     return nbformat.writes(nb) + "\n"
 
@@ -162,7 +200,27 @@ def main(argv=None) -> int:
     student.add_argument("--check", action="store_true", help="only check that they are up to date")
     grader = sub.add_parser("nbgrader", help="write nbgrader source notebooks (answer and test cells tagged)")
     grader.add_argument("dest", help="e.g. <course>/source/loramini (nbgrader's source/<assignment> folder)")
+    grade = sub.add_parser("grade", help="run submitted notebooks and list which exercises pass")
+    grade.add_argument("files", nargs="+", help="submitted .ipynb files")
+    grade.add_argument("--no-execute", action="store_true", help="read the outputs as saved instead of rerunning")
+    grade.add_argument("--csv", help="also write one row per exercise to this CSV file")
     args = parser.parse_args(argv)
+    if args.command == "grade":
+        rows = []
+        for name in args.files:
+            found = grade_notebook(Path(name), execute=not args.no_execute)
+            rows += found
+            passed = sum(r["passed"] for r in found)
+            print(f"{name}: {passed}/{len(found)} exercises pass")
+            for r in found:
+                print(f"  {'✓' if r['passed'] else '✗'} Exercise {r['exercise']}: {r['title']}"
+                      + ("" if r["passed"] else f"  ({r['status']})"))
+        if args.csv:
+            with open(args.csv, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=["notebook", "exercise", "title", "passed", "status"])
+                writer.writeheader()
+                writer.writerows(rows)
+        return 0
     if args.command == "nbgrader":
         for path in write_nbgrader(Path(args.dest)):
             print(f"wrote {path}")

@@ -119,3 +119,22 @@ def test_nbgrader_command_writes_every_notebook_with_exercises(tmp_path):
     assert course.main(["nbgrader", str(tmp_path / "source" / "loramini")]) == 0
     written = sorted(p.name for p in (tmp_path / "source" / "loramini").glob("*.ipynb"))
     assert written == sorted(p.name for p in STUDENT_NOTEBOOKS)
+
+
+def test_grade_runs_a_submission_and_lists_passed_exercises(tmp_path, capsys):
+    answered = nbformat.v4.new_notebook()
+    answered.cells = [nbformat.v4.new_code_cell("def check(f):\n    assert f(2) == 3, 'off by one'\n    print('✓')"),
+                      nbformat.v4.new_code_cell(EXERCISE.replace("# NBVAL_CHECK_OUTPUT\n", "")),
+                      nbformat.v4.new_code_cell("# Exercise 2: wrong\ndef my_sub(x):\n    return x\n\n\ncheck(my_sub)")]
+    blank = course.student_notebook(answered)
+    for name, nb in [("answered.ipynb", answered), ("blank.ipynb", blank)]:
+        nbformat.write(nb, tmp_path / name)
+    report = tmp_path / "grades.csv"
+    assert course.main(["grade", str(tmp_path / "answered.ipynb"), str(tmp_path / "blank.ipynb"), "--csv", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "answered.ipynb: 1/2 exercises pass" in out and "blank.ipynb: 0/2 exercises pass" in out
+    assert "AssertionError: off by one" in out and "NotImplementedError" in out
+    rows = report.read_text().splitlines()
+    assert rows[0] == "notebook,exercise,title,passed,status" and len(rows) == 5
+    # Without executing, an unrun notebook passes nothing.
+    assert [r["status"] for r in course.grade_notebook(tmp_path / "blank.ipynb", execute=False)] == ["not run"] * 2
