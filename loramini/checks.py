@@ -263,12 +263,77 @@ def check_grad_B_train(grad_fn: Callable[[LoRAMiniLinear, torch.Tensor, torch.Te
     return _ok("Your hand-derived gradient matches autograd.")
 
 
+def check_lora_export(export_fn: Callable[[LoRAMiniLinear], tuple]) -> None:
+    """`export_fn(layer) -> (A, B)`: a plain LoRA pair with A (r × d_in), B (d_out × r) and
+    layer.scale · B @ A == ΔW, i.e. the adapter written as an ordinary rank-r LoRA (PEFT's lora_A, lora_B)."""
+    layer = _reference_layer()
+    with torch.no_grad():
+        got = export_fn(layer)
+        right = layer.delta_weight()
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        _fail("Return a pair (A, B): A like PEFT's lora_A (r × d_in), B like its lora_B (d_out × r).")
+    A, B = got
+    r, d_in, d_out = layer.r, layer.in_features, layer.out_features
+    if tuple(A.shape) == (d_out, r) and tuple(B.shape) == (r, d_in):
+        _fail("A and B are swapped: return (A, B) with A = A_train @ A_aux (r × d_in) first.")
+    if tuple(A.shape) != (r, d_in):
+        _fail(f"A has shape {tuple(A.shape)}, expected (r, d_in) = {(r, d_in)}: A = A_train @ A_aux, the two "
+              f"factors that act first.")
+    if tuple(B.shape) != (d_out, r):
+        _fail(f"B has shape {tuple(B.shape)}, expected (d_out, r) = {(d_out, r)}: B = B_aux @ B_train.")
+    with torch.no_grad():
+        product = layer.scale * (B.float() @ A.float())
+    if torch.allclose(product, right * layer.scale, atol=1e-5):
+        _fail("The scale is counted twice: PEFT multiplies B @ A by lora_alpha / r itself, so leave it out of A and B.")
+    if not torch.allclose(product, right, atol=1e-5):
+        _fail("Shapes right, values wrong: A = A_train @ A_aux and B = B_aux @ B_train (mind the order).")
+    return _ok("scale · B @ A equals ΔW: your LoRA-Mini adapter is now an ordinary rank-r LoRA.")
+
+
 # ---------------------------------------------------------------- experiments
-def check_learning_rates(lr_loramini: float, lr_lora: float) -> None:
+def check_learning_rates(lr_loramini: float, lr_lora: float, max_ratio: float = 20.0) -> None:
+    """A LoRA-Mini learning rate chosen relative to LoRA's: larger, but not wildly so."""
     if lr_loramini <= lr_lora:
         _fail("LoRA-Mini moves only r·(a+b) numbers through fixed random projections: it needs a larger learning "
               "rate than LoRA, not an equal or smaller one.")
+    if lr_loramini > max_ratio * lr_lora:
+        _fail(f"{lr_loramini / lr_lora:g}x LoRA's rate is a long way past the few times (about 4x) that worked in "
+              f"practice; Adam's steps grow with the rate, and training this hot tends to diverge.")
     return _ok(f"LoRA-Mini's learning rate is {lr_loramini / lr_lora:g}x LoRA's.")
+
+
+def check_rank_average(average_fn: Callable, metric: str = "accuracy") -> None:
+    """`average_fn(table, metric)` → the mean of `metric` at each r, averaged over every other setting
+    (a pandas Series indexed by r), as the paper's accuracy-vs-r curve averages over (a, b)."""
+    import pandas as pd
+
+    table = pd.DataFrame({"r": [1, 1, 2, 2, 4, 4, 1, 2, 4], "ab": ["8x8", "16x16"] * 3 + ["32x8"] * 3,
+                          metric: [0.60, 0.70, 0.72, 0.78, 0.80, 0.84, 0.65, 0.74, 0.82], "cached": [False] * 9})
+    table = table.sample(frac=1.0, random_state=0).reset_index(drop=True)  # order must not matter
+    right = table.groupby("r")[metric].mean()
+    got = average_fn(table.copy(), metric)
+    if isinstance(got, pd.DataFrame):
+        if metric in got.columns:
+            got = got.set_index("r")[metric] if "r" in got.columns else got[metric]
+        elif "mean" in got.columns:
+            got = got.set_index("r")["mean"] if "r" in got.columns else got["mean"]
+        else:
+            _fail(f"Return a Series indexed by r (one mean {metric} per rank); got a table with columns {list(got.columns)}.")
+    if not isinstance(got, pd.Series):
+        _fail(f"Return a pandas Series indexed by r, one value per rank; got {type(got).__name__}. "
+              f"Group the rows by r first.")
+    if sorted(got.index.tolist()) != sorted(right.index.tolist()):
+        if set(got.index) <= set(table["ab"]):
+            _fail("You grouped by the widths (a, b); the curve is over r, so group by r and average over (a, b).")
+        _fail(f"The index should be the ranks {sorted(right.index)}, got {list(got.index)}: group by 'r'.")
+    got = got.reindex(right.index).astype(float)
+    if (got - table.groupby("r")[metric].sum()).abs().max() < 1e-9:
+        _fail("That is the sum at each r; divide by the number of runs, i.e. take the mean.")
+    if (got - table.groupby("r")[metric].max()).abs().max() < 1e-9:
+        _fail("That is the best run at each r, not the average over (a, b): take the mean.")
+    if (got - right).abs().max() > 1e-9:
+        _fail("Group by r and take the mean of the metric over all the other settings.")
+    return _ok("mean over (a, b) at each r, as in the paper's accuracy-vs-r plot.")
 
 
 def check_ablation_table(table, metric: str, min_ranks: int = 3) -> None:

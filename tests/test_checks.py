@@ -136,3 +136,27 @@ def test_forward_lets_not_implemented_through():
 
     with pytest.raises(NotImplementedError):  # not a CheckFailed about a "RuntimeError" (it subclasses it)
         checks.check_forward(unfinished)
+
+
+def test_learning_rates_too_hot():
+    fails_with("diverge", checks.check_learning_rates, 5e-2, 5e-4)
+
+
+def test_lora_export():
+    def right(layer):
+        return layer.A_train @ layer.A_aux, layer.B_aux @ layer.B_train
+
+    passes(checks.check_lora_export, right)
+    fails_with("swapped", checks.check_lora_export, lambda l: right(l)[::-1])
+    fails_with("counted twice", checks.check_lora_export, lambda l: (right(l)[0], l.scale * right(l)[1]))
+    fails_with("A has shape", checks.check_lora_export, lambda l: (l.A_train, right(l)[1]))
+    fails_with("mind the order", checks.check_lora_export, lambda l: (right(l)[0], l.B_aux @ l.B_train.flip(0)))
+
+
+def test_rank_average():
+    passes(checks.check_rank_average, lambda t, m: t.groupby("r")[m].mean())
+    passes(checks.check_rank_average, lambda t, m: t.groupby("r")[m].agg(["mean", "std"]).reset_index())
+    fails_with("sum", checks.check_rank_average, lambda t, m: t.groupby("r")[m].sum())
+    fails_with("best run", checks.check_rank_average, lambda t, m: t.groupby("r")[m].max())
+    fails_with("grouped by the widths", checks.check_rank_average, lambda t, m: t.groupby("ab")[m].mean())
+    fails_with("Group the rows by r", checks.check_rank_average, lambda t, m: t[m].mean())
