@@ -44,3 +44,46 @@ def tiny_roberta(num_labels: int = 2, seed: int = 0, **overrides):
     torch.manual_seed(seed)
     model = RobertaForSequenceClassification(roberta_config("tiny", num_labels=num_labels, **overrides))
     return model.eval()
+
+
+def load_model(name_or_path, num_labels: int = 2, **kwargs):
+    """`AutoModelForSequenceClassification.from_pretrained(name_or_path, num_labels=...)`, with one clear error.
+
+    `name_or_path`: a hub name ("roberta-base", needs the network or the HF cache) or a local folder
+    holding config.json and the weights. A fresh task head of `num_labels` outputs is added if needed.
+    """
+    import os
+
+    from transformers import AutoModelForSequenceClassification
+
+    local = os.path.isdir(name_or_path)
+    try:  # a folder, or a hub name already in the cache: no network
+        return AutoModelForSequenceClassification.from_pretrained(
+            name_or_path, num_labels=num_labels, local_files_only=True, **kwargs)
+    except (OSError, ValueError) as err:
+        if local:
+            raise ValueError(f"Could not load a model from folder {str(name_or_path)!r}: {err}. The folder needs "
+                             f"config.json and the weights (model.safetensors or pytorch_model.bin).") from None
+    if _hub_unreachable():
+        raise ConnectionError(
+            f"Model {str(name_or_path)!r} is not a local folder, not in the Hugging Face cache, and the hub is "
+            f"unreachable. Offline options: pass a local model folder (with config.json), or use the offline "
+            f"tiny model ('tiny' / loramini.tiny_roberta()).")
+    return AutoModelForSequenceClassification.from_pretrained(name_or_path, num_labels=num_labels, **kwargs)
+
+
+def _hub_unreachable(timeout: float = 3.0) -> bool:
+    """True unless a TCP connection to the hub opens within `timeout` s (one probe, no retry storm)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return True
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+        return False
+    except OSError:
+        return True

@@ -110,6 +110,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and value > 0):
                 raise ValueError(f"TrainConfig.{name}={value!r}: must be a number > 0 (or None for the default).")
+        if self.method == "loramini" and self.r > min(self.a, self.b):
+            raise ValueError(f"TrainConfig r={self.r} > min(a, b)={min(self.a, self.b)}: rank(ΔW) <= min(r, a, b); "
+                             f"lower r or raise a/b.")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"TrainConfig.warmup_ratio={self.warmup_ratio!r}: must satisfy 0 <= warmup_ratio < 1.")
         if self.max_train_samples is not None and (not isinstance(self.max_train_samples, int) or self.max_train_samples < 1):
@@ -389,6 +392,7 @@ def train(model, task, config: Optional[TrainConfig] = None, *, tokenizer=None, 
     config = dataclasses.replace(config or TrainConfig(), **overrides)
     config = config.resolved(tiny=isinstance(model, str) and model == "tiny")
     accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),  # on a CPU-only machine this makes torchrun's processes one gloo group
         mixed_precision=resolve_precision(config.mixed_precision),
         gradient_accumulation_steps=config.grad_accum_steps,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed))
