@@ -17,3 +17,10 @@ __all__ = [
     "find_targets", "inject", "load_adapter", "lora_params", "loramini_layers", "loramini_params", "merge",
     "merge_and_unload", "predict_adapter_params", "roberta_config", "save_adapter", "tiny_roberta", "unmerge",
 ]
+
+# Fine-tuning (loramini.train.train is the loop itself; the module keeps its name, so it is not re-exported).
+from .models import load_model  # noqa: E402
+from .synthetic import make_synthetic, tiny_pretrained  # noqa: E402
+from .train import TrainConfig, plot_history  # noqa: E402
+
+__all__ += ["TrainConfig", "load_model", "make_synthetic", "plot_history", "tiny_pretrained"]
