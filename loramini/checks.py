@@ -83,12 +83,19 @@ def check_savings_ratio(answer, d_in: int, d_out: int, a: int, b: int) -> None:
     _fail("Write both counts with r in them and divide: r·(d_in + d_out) / (r·(a + b)).")
 
 
-def check_adapter_bytes(answer, n_params: int, dtype: torch.dtype = torch.float32) -> None:
-    """Bytes that `n_params` numbers take on disk in `dtype` (tensor data only, no header)."""
+def check_adapter_bytes(answer, n_params: int, dtype: torch.dtype = torch.float32,
+                        parts: Optional[dict] = None) -> None:
+    """Bytes that `n_params` numbers take on disk in `dtype` (tensor data only, no header).
+
+    `parts`: optional {name: count} of what the file holds (summing to n_params), so that leaving one out
+    gets a hint naming it."""
     size = torch.tensor([], dtype=dtype).element_size()
     right = n_params * size
     if _is(answer, right):
         return _ok(f"{n_params:,} numbers × {size} bytes = {right:,} bytes.")
+    for name, count in (parts or {}).items():
+        if count != n_params and (_is(answer, (n_params - count) * size) or _is(answer, n_params - count)):
+            _fail(f"You left out the {name} ({count:,} numbers): the file stores it too.")
     if _is(answer, n_params * size * 8):
         _fail("That is bits: divide by 8 (a float32 takes 4 bytes).")
     if _is(answer, n_params):

@@ -160,3 +160,9 @@ def test_rank_average():
     fails_with("best run", checks.check_rank_average, lambda t, m: t.groupby("r")[m].max())
     fails_with("grouped by the widths", checks.check_rank_average, lambda t, m: t.groupby("ab")[m].mean())
     fails_with("Group the rows by r", checks.check_rank_average, lambda t, m: t[m].mean())
+
+
+def test_adapter_bytes_names_a_left_out_part():
+    parts = {"adapter": 512, "classifier head": 1000}
+    passes(checks.check_adapter_bytes, 4 * 1512, 1512, parts=parts)
+    fails_with("left out the classifier head", checks.check_adapter_bytes, 4 * 512, 1512, parts=parts)
