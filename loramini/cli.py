@@ -208,7 +208,7 @@ def _dispatch(module: str, argv: list[str]) -> int:
     try:
         mod = importlib.import_module(f"loramini.{module}")
     except ImportError as err:
-        raise ValueError(f"'{module}' needs loramini.{module}, which is not available ({err}).") from None
+        raise ValueError(f"this subcommand needs loramini.{module}, which is not available ({err}).") from None
     if not hasattr(mod, "main"):
         raise ValueError(f"loramini.{module} has no main(argv): this subcommand is not ready yet.")
     return int(mod.main(argv) or 0)
@@ -224,7 +224,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         command = args.command or "demo"
     try:
         if command in ("ablate", "bench"):
-            return _dispatch(command, rest)
+            return _dispatch({"ablate": "ablation", "bench": "bench"}[command], rest)
         if command == "finetune":
             finetune(args)
         elif args.command is None:
