@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from tqdm.auto import tqdm
 
+from .inject import PRESETS
 from .io import write_json
 
 Cell = dict[str, Any]
@@ -98,3 +100,78 @@ def plot_vs(table, x: str, metric: str, hue: Optional[str] = None, ax=None, logx
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return ax
+
+
+# ---------------------------------------------------------------- the standard cell: one training run
+_CELL_KEYS = {"model", "task", "data_dir"}
+
+
+def train_cell(params: Cell) -> dict:
+    """Run one fine-tuning for a grid cell and return its numbers.
+
+    `params` holds `model` (default "tiny"), `task` (default "synthetic"), `data_dir`, and any `TrainConfig`
+    field; `ab=(a, b)` sets both widths and `targets` sets `target_modules`.
+    """
+    from .train import TrainConfig, train
+
+    params = dict(params)
+    if "ab" in params:
+        params["a"], params["b"] = params.pop("ab")
+    if "targets" in params:  # a preset, or names such as "query,value" (a plain name would be a useless regex)
+        targets = params.pop("targets")
+        plain_names = isinstance(targets, str) and targets not in PRESETS and re.fullmatch(r"[\w.,]+", targets)
+        params["target_modules"] = targets.split(",") if plain_names else targets
+    run = {k: params.pop(k) for k in list(params) if k in _CELL_KEYS}
+    history = train(run.get("model", "tiny"), run.get("task", "synthetic"), TrainConfig(progress=False, **params),
+                    data_dir=run.get("data_dir"))
+    counts = history["params"]
+    return {"metric": history["metric"], "main_metric": history["main_metric"], "adapter_params": counts["adapter"],
+            "trainable_params": counts["trainable"], "adapter_bytes": history["adapter_bytes"],
+            "wall_time_s": history["wall_time_s"]}
+
+
+def main(argv=None) -> int:
+    """`python -m loramini ablate`: accuracy vs r (averaged over (a, b)) for each target group, cached."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m loramini ablate",
+        description="Rank ablation: fine-tune once per (r, a×b, targets) cell, cache every cell as JSON under "
+                    "OUTPUT_DIR (a rerun skips finished cells), then write results.csv and a plot of the metric "
+                    "vs r, averaged over the (a, b) combinations.")
+    parser.add_argument("--model", default="tiny", help="'tiny' (offline), a hub name or a local folder")
+    parser.add_argument("--task", default="synthetic", help="synthetic[-pair|-regression] or a GLUE task")
+    parser.add_argument("--data-dir", default=None, help="local GLUE folder (original TSV layout)")
+    parser.add_argument("--r", type=int, nargs="+", default=[1, 2, 4, 8], help="ranks to try")
+    parser.add_argument("--ab", nargs="+", default=["8x8", "16x16"], help="(a, b) widths as AxB")
+    parser.add_argument("--targets", nargs="+", default=["attention", "dense"], help="target groups (attention, dense, all-linear) or comma-separated names (query,value)")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--max-train-samples", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None, help="adapter learning rate (default: the method's)")
+    parser.add_argument("--seed", type=int, nargs="+", default=[0], help="seeds (each is a cell)")
+    parser.add_argument("--output-dir", default="outputs/ablation")
+    args = parser.parse_args(argv)
+    try:
+        ab = [tuple(int(v) for v in text.lower().split("x")) for text in args.ab]
+        if any(len(pair) != 2 for pair in ab):
+            raise ValueError
+    except ValueError:
+        parser.error(f"--ab {' '.join(args.ab)}: write each pair as AxB, e.g. 16x16")
+    bad = [r for r in args.r for a, b in ab if r > min(a, b)]
+    if bad:
+        parser.error(f"--r {max(bad)} exceeds min(a, b) of some --ab pair: rank(ΔW) <= min(r, a, b).")
+    grid = {"r": args.r, "ab": ab, "targets": args.targets, "seed": args.seed}
+    fixed = {"model": args.model, "task": args.task, "data_dir": args.data_dir, "epochs": args.epochs,
+             "max_train_samples": args.max_train_samples, "lr": args.lr}
+    out = Path(args.output_dir)
+    table = run_ablation(grid, train_cell, out / "cells", fixed=fixed, desc="ablate")
+    table.to_csv(out / "results.csv", index=False)
+    stats = summarize(table, "metric", ["targets", "r"])
+    print(stats.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = plot_vs(table, "r", "metric", hue="targets", title=f"{args.task}: {table['main_metric'].iloc[0]} vs r")
+    ax.figure.savefig(out / "metric_vs_r.png", dpi=120, bbox_inches="tight")
+    print(f"wrote {out / 'results.csv'} and {out / 'metric_vs_r.png'}")
+    return 0

@@ -61,6 +61,7 @@ class TrainConfig:
 
     method:           "loramini", "lora", "full" or "head"
     r, a, b, alpha:   adapter shape and scale (alpha=None → 2·r, i.e. scale 2 at every r); a, b LoRA-Mini only
+    aux_init:         LoRA-Mini's frozen factors: "gaussian" or "orthogonal" (see `LoRAMiniConfig`)
     target_modules:   layer names / regex / preset, as in `LoRAMiniConfig` (PEFT LoRA gets the same layers)
     lr, head_lr:      adapter (full: model) and task-head learning rates (None → DEFAULT_LR / DEFAULT_HEAD_LR,
                       or TINY_LR / TINY_HEAD_LR for the tiny model; the history records the rates used)
@@ -81,6 +82,7 @@ class TrainConfig:
     dropout: float = 0.0
     target_modules: Union[list[str], str] = field(default_factory=lambda: ["query", "value"])
     projection_seed: int = 0
+    aux_init: str = "gaussian"
     lr: Optional[float] = None
     head_lr: Optional[float] = None
     weight_decay: float = 0.0
@@ -117,6 +119,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.warmup_ratio={self.warmup_ratio!r}: must satisfy 0 <= warmup_ratio < 1.")
         if self.max_train_samples is not None and (not isinstance(self.max_train_samples, int) or self.max_train_samples < 1):
             raise ValueError(f"TrainConfig.max_train_samples={self.max_train_samples!r}: a positive integer or None.")
+        from .config import AUX_INITS
+
+        if self.aux_init not in AUX_INITS[:2]:
+            raise ValueError(f"TrainConfig.aux_init={self.aux_init!r}: choose 'gaussian' or 'orthogonal'.")
         if self.mixed_precision not in ("auto", "no", "fp16", "bf16"):
             raise ValueError(f"TrainConfig.mixed_precision={self.mixed_precision!r}: choose auto, no, fp16 or bf16.")
         if self.checkpoint_every < 0:
@@ -215,7 +221,8 @@ def apply_method(model: nn.Module, config: TrainConfig) -> nn.Module:
 
         return inject(model, LoRAMiniConfig(
             r=config.r, a=config.a, b=config.b, alpha=config.lora_alpha, dropout=config.dropout,
-            target_modules=config.target_modules, projection_seed=config.projection_seed))
+            target_modules=config.target_modules, projection_seed=config.projection_seed,
+            aux_init=config.aux_init))
     if config.method == "lora":
         from peft import LoraConfig, get_peft_model
 

@@ -3,6 +3,9 @@ import torch
 
 import loramini
 
+# The tests use tiny models: one thread is faster than two for them, and immune to a busy machine.
+torch.set_num_threads(1)
+
 
 @pytest.fixture
 def tiny_model():

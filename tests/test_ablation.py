@@ -50,3 +50,28 @@ def test_a_failed_cell_leaves_no_cache_file(tmp_path):
     files = list(tmp_path.glob("cell-*.json"))
     assert [json.loads(f.read_text())["params"]["r"] for f in files] == [1]
     assert cell_key({"r": 1}) in files[0].name
+
+
+def test_ablate_cli_runs_caches_and_resumes(tmp_path, capsys):
+    from loramini.ablation import main
+
+    argv = ["--r", "1", "2", "--ab", "4x4", "--targets", "query", "--epochs", "1", "--max-train-samples", "64",
+            "--output-dir", str(tmp_path)]
+    assert main(argv) == 0
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "results.csv")
+    assert sorted(table["r"]) == [1, 2] and not table["cached"].any()
+    assert (table["adapter_params"] == table["r"] * (4 + 4) * 2).all()  # query in 2 layers, r·(a+b) each
+    assert table["metric"].between(0, 1).all() and (tmp_path / "metric_vs_r.png").stat().st_size > 0
+    assert main(argv) == 0
+    assert pd.read_csv(tmp_path / "results.csv")["cached"].all()  # the rerun read every cell back
+
+
+def test_ablate_cli_rejects_bad_widths(tmp_path):
+    from loramini.ablation import main
+
+    with pytest.raises(SystemExit):
+        main(["--ab", "16by16", "--output-dir", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        main(["--r", "8", "--ab", "4x4", "--output-dir", str(tmp_path)])
