@@ -62,19 +62,15 @@ cells = [
         """
         # NBVAL_IGNORE_OUTPUT
         %matplotlib inline
-        import contextlib
-        import dataclasses
         import functools
         import sys
         import tempfile
         from pathlib import Path
-        from unittest import mock
 
         import matplotlib.pyplot as plt
         import pandas as pd
         import transformers
 
-        import loramini.config
         from loramini import data as lm_data
         from loramini.ablation import plot_vs, run_ablation, summarize
         from loramini.synthetic import make_synthetic
@@ -142,8 +138,11 @@ cells = [
         (the grid's values merged over the fixed ones) and stores what it returns. Two practical details:
 
         * the tiny model trains fastest on a single CPU thread, so tiny cells switch to one thread while they run;
-        * `TrainConfig` has no field for the aux init yet, so `aux_init_as` sets it on the `LoRAMiniConfig` that
-          `train()` builds, for the duration of one cell only.
+        * the cache key holds the model's *name*, not its folder, so the cached cells committed with this notebook
+          are found again wherever the model lives on your machine.
+
+        The package's own `loramini.ablation.train_cell` (behind `python -m loramini ablate`) does the same job for the
+        command line; here the mapping from settings to `TrainConfig` is spelled out so you can see every knob.
         """
     ),
     code(
@@ -158,28 +157,20 @@ cells = [
             return lm_data.load_glue(spec, data_dir=GLUE_DIR, max_train_samples=n_train, seed=0), spec
 
 
-        def aux_init_as(init):
-            \"\"\"Make train() build its LoRA-Mini adapters with this aux init (gaussian is the package default).\"\"\"
-            if init == "gaussian":
-                return contextlib.nullcontext()
-            return mock.patch.object(loramini.config, "LoRAMiniConfig",
-                                     functools.partial(loramini.config.LoRAMiniConfig, aux_init=init))
-
-
         def run_cell(p):
             \"\"\"Train once with settings `p`; return the numbers the tables and plots need.\"\"\"
             tiny = p["model"] == "tiny"
             a, b = p.get("ab", (32, 32))
             config = TrainConfig(method=p.get("method", "loramini"), r=p.get("r", 8), a=a, b=b,
                                  target_modules=p.get("targets", ["query", "value"]), lr=p.get("lr"),
-                                 projection_seed=p.get("projection_seed", 0), epochs=p["epochs"],
+                                 projection_seed=p.get("projection_seed", 0), aux_init=p.get("aux_init", "gaussian"),
+                                 epochs=p["epochs"],
                                  max_length=p["max_length"], batch_size=p.get("batch_size", 32),
                                  seed=p.get("seed", 0), progress=False)
             threads = torch.get_num_threads()
             torch.set_num_threads(1 if tiny else threads)
             try:
-                with aux_init_as(p.get("aux_init", "gaussian")):
-                    history = train("tiny" if tiny else MODEL, load_data(p["task"], p["n_train"]), config)
+                history = train("tiny" if tiny else MODEL, load_data(p["task"], p["n_train"]), config)
             finally:
                 torch.set_num_threads(threads)
             return {"metric": history["metric"], "adapter_params": history["params"]["adapter"],
