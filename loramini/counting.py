@@ -99,11 +99,16 @@ def predict_adapter_params(
     if method not in ("loramini", "lora"):
         raise ValueError(f"method={method!r}: choose 'loramini' or 'lora'.")
     model = model_or_config
+    if isinstance(model, nn.Module) and any(isinstance(m, LoRAMiniLinear) for m in model.modules()):
+        if not hasattr(model, "config"):
+            raise ValueError("predict_adapter_params needs the model before inject (or its Hugging Face config): "
+                             "this one already has LoRA-Mini layers.")
+        model = model.config  # already injected: predict from its config's shapes instead
     if not isinstance(model, nn.Module):
         from transformers import AutoModelForSequenceClassification
 
         with torch.device("meta"):
-            model = AutoModelForSequenceClassification.from_config(model_or_config)
+            model = AutoModelForSequenceClassification.from_config(model)
     modules = dict(model.named_modules())
     total = 0
     for name in find_targets(model, config, resolve_modules_to_save(model, config)):

@@ -77,3 +77,9 @@ def test_counts_a_peft_lora_model(tiny_model):
 def test_predict_rejects_unknown_method():
     with pytest.raises(ValueError, match="method='dora'"):
         loramini.predict_adapter_params(loramini.roberta_config("tiny"), LoRAMiniConfig(r=4, a=16, b=16), "dora")
+
+
+def test_predict_on_an_already_injected_model(tiny_model):
+    cfg = LoRAMiniConfig(r=4, a=16, b=8)
+    loramini.inject(tiny_model, cfg)
+    assert loramini.predict_adapter_params(tiny_model, cfg) == loramini.count_parameters(tiny_model).adapter
