@@ -8,7 +8,7 @@ Committed outputs come from a real CPU run on a small pretrained BERT and the re
         .venv/bin/jupyter execute --inplace notebooks/03_finetune_roberta.ipynb
 """
 
-from common import code, device_cell, install_cell, md, title_cell, write
+from common import code, device_cell, exercise, exercises_intro, install_cell, md, title_cell, write
 
 NAME = "03_finetune_roberta.ipynb"
 
@@ -56,6 +56,7 @@ cells = [
         > (GLUE loading and batching) and [`loramini/synthetic.py`](../loramini/synthetic.py) (the offline task).
         """
     ),
+    exercises_intro(),
     install_cell(),
     device_cell(),
     code(
@@ -71,6 +72,7 @@ cells = [
         import pandas as pd
         import transformers
 
+        from loramini import checks   # the exercises' answer checks
         from loramini import data as lm_data
         from loramini.models import load_model
         from loramini.synthetic import make_synthetic, tiny_pretrained
@@ -286,6 +288,27 @@ cells = [
     ),
     md(
         """
+        Before you look at `counts` above: could you have predicted this run's adapter size? You know the model's
+        depth and width (printed in Section 3), the targets and $r$, $a$, $b$. Compute it from those, the way you
+        did for roberta-base in notebook 02. (The model differs between smoke mode and a real run, so the number
+        does too; the check knows which model you have.)
+        """
+    ),
+    exercise(1, "predict this run's adapter size", """
+        # This run adapts TARGETS (query and value) in each of the model's layers with r = R, a = A, b = B.
+        n_layers, width = base.config.num_hidden_layers, base.config.hidden_size
+        # Set `my_adapter_count` to the number of trainable adapter numbers (the head not included).
+        ### BEGIN SOLUTION
+        my_adapter_count = n_layers * len(TARGETS) * R * (A + B)
+        ### END SOLUTION
+        checks.check_model_count(my_adapter_count, {"query": (width, width), "value": (width, width)},
+                                 r=R, a=A, b=B, n_blocks=n_layers)
+        ### BEGIN HIDDEN TESTS
+        assert my_adapter_count == counts.adapter
+        ### END HIDDEN TESTS
+        """, check_output=False),
+    md(
+        """
         ## 5. Train LoRA-Mini
 
         [`loramini.train.train`](../loramini/train.py) is one readable loop on 🤗 Accelerate: AdamW with two
@@ -295,6 +318,14 @@ cells = [
         every epoch, parameter counts, adapter bytes and wall time. The progress bar shows the running loss.
         """
     ),
+    exercise(2, "a learning rate for LoRA-Mini", """
+        # For the roberta-base run on Colab, LoRA's adapter learning rate is 5e-4. Which rate would you give
+        # LoRA-Mini's adapter (same r, same layers, a = b = 32)? Set `my_lr` (a number such as 1e-3).
+        ### BEGIN SOLUTION
+        my_lr = 2e-3   # about 4x LoRA's: r·(a + b) numbers must do the work of r·(d_in + d_out)
+        ### END SOLUTION
+        checks.check_learning_rates(my_lr, lr_lora=5e-4)
+        """),
     code(
         """
         # NBVAL_IGNORE_OUTPUT
@@ -401,6 +432,21 @@ cells = [
         from `projection_seed` and each layer's name on load, and the fingerprint makes sure they came back the same.
         """
     ),
+    md(
+        """
+        Predict first: how many bytes of tensor data will `adapter_model.safetensors` hold? The file stores numbers
+        in float32, and `counts` (Section 4) splits the trainable numbers by role. The next cell writes the file and
+        prints the answer, so run this one first.
+        """
+    ),
+    exercise(3, "the size of the adapter file", """
+        # Set `my_file_bytes` to the bytes of tensor data in the saved file (headers and JSON not included).
+        ### BEGIN SOLUTION
+        my_file_bytes = 4 * (counts.adapter + counts.head)   # float32; the file holds the head as well
+        ### END SOLUTION
+        checks.check_adapter_bytes(my_file_bytes, n_params=counts.trainable,
+                                   parts={"adapter": counts.adapter, "classifier head": counts.head})
+        """, check_output=False),
     code(
         """
         # NBVAL_IGNORE_OUTPUT
@@ -489,6 +535,25 @@ cells = [
         We load it with PEFT itself and compare logits once more.
         """
     ),
+    exercise(4, "export one layer as a plain LoRA", """
+        def my_export(layer):
+            \"\"\"(A, B) of a plain LoRA with the same update as this LoRAMiniLinear, as PEFT stores them:
+            A like lora_A (r × d_in), B like lora_B (d_out × r). PEFT multiplies B @ A by lora_alpha / r itself.\"\"\"
+            ### BEGIN SOLUTION
+            A = layer.A_train @ layer.A_aux   # (r, d_in)
+            B = layer.B_aux @ layer.B_train   # (d_out, r)
+            return A, B
+            ### END SOLUTION
+
+
+        checks.check_lora_export(my_export)
+        ### BEGIN HIDDEN TESTS
+        _name, _layer = next(iter(loramini.loramini_layers(trained)))
+        with torch.no_grad():
+            _A, _B = my_export(_layer)
+            assert torch.allclose(_layer.scale * (_B.float() @ _A.float()), _layer.delta_weight(), atol=1e-5)
+        ### END HIDDEN TESTS
+        """),
     code(
         """
         # NBVAL_IGNORE_OUTPUT
@@ -525,7 +590,7 @@ cells = [
           gave the same logits through PEFT's own loader.
         * Published roberta-base numbers are a target for full-size runs, not a yardstick for a small CPU run.
 
-        ## Exercises
+        ## More to explore (open questions, no automatic check)
 
         1. **Learning rate.** Retrain LoRA-Mini with `lr=5e-4` (LoRA's rate) and then `lr=8e-3`. What happens to the
            loss curve and the final accuracy? Explain with the number of trainable values per layer.

@@ -8,7 +8,7 @@ Committed outputs come from a real CPU run (cells cached under notebooks/results
         .venv/bin/jupyter execute --inplace notebooks/04_rank_ablations.ipynb
 """
 
-from common import code, device_cell, install_cell, md, title_cell, write
+from common import code, device_cell, exercise, exercises_intro, install_cell, md, title_cell, write
 
 NAME = "04_rank_ablations.ipynb"
 
@@ -56,6 +56,7 @@ cells = [
         > and [`loramini/train.py`](../loramini/train.py) (what one cell runs).
         """
     ),
+    exercises_intro(),
     install_cell(),
     device_cell(),
     code(
@@ -71,6 +72,7 @@ cells = [
         import pandas as pd
         import transformers
 
+        from loramini import checks   # the exercises' answer checks
         from loramini import data as lm_data
         from loramini.ablation import plot_vs, run_ablation, summarize
         from loramini.synthetic import make_synthetic
@@ -293,7 +295,32 @@ cells = [
         adapts 8 matrices and the dense preset 4, so at the same $(r, a, b)$ attention costs twice as much; even
         so, attention at its cheapest (128 numbers, r=1 with a=b=8) beats every dense setting. The head alone reaches
         only the grey dashed line: everything above it was learned inside the encoder by the adapters.
+        """
+    ),
+    md(
+        """
+        The curve of A1 is an *average*: at each $r$, one point is the mean over the $(a, b)$ combinations, so that a
+        lucky or unlucky width does not decide the picture. `plot_vs` and `summarize` do this for you; write it
+        yourself once, so that you know exactly what is averaged over what.
+        """
+    ),
+    exercise(1, "average over (a, b) at each r", """
+        def my_mean_by_r(table, metric):
+            \"\"\"The mean of column `metric` at each r, over every other setting: a Series indexed by r.\"\"\"
+            ### BEGIN SOLUTION
+            return table.groupby("r")[metric].mean()
+            ### END SOLUTION
 
+
+        checks.check_rank_average(my_mean_by_r, metric="metric")
+        ### BEGIN HIDDEN TESTS
+        _part = a1[a1["targets"] == "dense"]
+        _want = summarize(_part, "metric", ["r"]).set_index("r")["mean"]
+        assert (my_mean_by_r(_part, "metric").reindex(_want.index) - _want).abs().max() < 1e-12
+        ### END HIDDEN TESTS
+        """),
+    md(
+        """
         ### A2. Gaussian vs orthogonal aux factors
 
         The frozen projections can be drawn as scaled Gaussian matrices or with orthonormal rows/columns (rescaled to
@@ -354,6 +381,60 @@ cells = [
         package's choice for the tiny model (8e-3 for LoRA-Mini, 2e-3 for LoRA): LoRA-Mini's few numbers need larger
         steps. On this small task LoRA stays a little ahead at its best rate (0.91 vs 0.89), with 2x more adapter
         numbers on a 64-wide model; notebook 02 shows how that ratio grows with the model's width.
+        """
+    ),
+    md(
+        """
+        ### A4. Your turn: design an ablation, run it, explain it
+
+        A1 suggested that on this task the **width** of the frozen projections matters more than the rank. Test that
+        claim with an ablation of your own, on the feed-forward (`dense`) layers, where A1 showed the most
+        movement:
+
+        1. *Design.* Choose a grid that varies $r$ over at least three values and also varies the width $(a, b)$,
+           with everything else fixed (`TINY`, `targets="dense"`). Remember $r \\le \\min(a, b)$. Keep it small: each
+           cell trains the tiny model once, a few seconds.
+        2. *Run.* Use `run_ablation(grid, run_cell, folder, fixed=...)` as the cells above do, with a folder of your
+           own under `TINY_DIR`, so that a rerun reads your cells back instead of training them again. Plot the
+           result with `plot_vs`.
+        3. *Check.* `checks.check_ablation_table` makes sure the table has what the question needs.
+        4. *Explain* in the markdown cell after it.
+        """
+    ),
+    exercise(2, "design and run an ablation: rank or width?", """
+        # Set `my_table` to the DataFrame that run_ablation returns for your grid (and plot it).
+        ### BEGIN SOLUTION
+        my_grid = {"r": [1, 2, 4], "ab": [(4, 4), (32, 32)]}   # 3 ranks x 2 widths = 6 cells
+        my_table = run_ablation(my_grid, run_cell, TINY_DIR / "exercise-rank-or-width",
+                                fixed=dict(TINY, targets="dense"), desc="rank or width")
+        print(my_table.pivot(index="r", columns="ab", values="metric").round(3).to_string())
+        print(my_table.pivot(index="r", columns="ab", values="adapter_params").to_string())
+        plot_vs(my_table, "r", "metric", hue="ab", reference=head_a, title="dense layers: accuracy vs r, by width")
+        plt.show()
+        ### END SOLUTION
+        checks.check_ablation_table(my_table, "metric")
+        """, check_output=False),
+    md(
+        """
+        **Exercise 3 (written): explain your ablation.** In a few sentences: what did you vary and what did you hold
+        fixed? Which helps more on this task, a larger $r$ or wider projections, and by how much compared with the
+        seed-to-seed noise you saw in A2? Compare settings that train about the same number of adapter numbers.
+        Does your result support A1's reading, and what would you run next to be more certain?
+
+        ### BEGIN SOLUTION
+        *A model answer, from the committed run (your numbers differ in smoke mode).* I varied the rank
+        $r \\in \\{1, 2, 4\\}$ and the width $a = b \\in \\{4, 32\\}$ of the dense layers' projections, and held everything
+        else fixed (`TINY`: the same data, budget, learning rate and seed). The width decides almost everything: at
+        $a = b = 4$ the adapters stay at 0.57 to 0.58, which is what the head alone reaches (0.572), whatever $r$ is;
+        at $a = b = 32$ they reach 0.81 to 0.83. Along $r$ the accuracy moves by about one point at most (0.814,
+        0.826, 0.820 at $a = b = 32$), one or two seed-to-seed standard deviations from A2 (about 0.007): noise, not a
+        trend. At a similar cost the comparison is lopsided: $r = 4$ with $a = b = 4$ trains 128 numbers and gets 0.58,
+        $r = 1$ with $a = b = 32$ trains 256 and gets 0.81. This supports A1's reading and sharpens it: a 4-wide random
+        projection rarely contains the directions the task needs (notebook 01's generic target: only about a fraction
+        $ab/(d_{in}d_{out})$ of an update is within reach), and more rank inside a subspace that misses them cannot
+        help. To be more certain I would repeat the grid over three seeds and three projection seeds, add $a = b = 8$
+        and $16$ to see where the jump happens, and run the same grid on the attention layers.
+        ### END SOLUTION
         """
     ),
     md(
@@ -432,7 +513,7 @@ cells = [
           On SST-2 with a short budget it learned nothing at LoRA's best rate and came alive only at 8e-3.
         * Gaussian and orthogonal aux factors perform alike here; any gap has to be judged against the seed-to-seed spread.
 
-        ## Exercises
+        ## More to explore (open questions, no automatic check)
 
         1. **Find a knee.** Restrict the adapters to one matrix (`targets=["layer.1.attention.self.value"]`) and rerun A1.
            Does a knee appear, and where? Relate your answer to notebook 01's experiment.
