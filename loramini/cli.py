@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the offline demo (the default)", description="The offline demo: tiny RoBERTa "
                           "on the synthetic task with LoRA-Mini, PEFT LoRA and full fine-tuning; prints one table.")
-    demo.add_argument("--task", default="synthetic", choices=("synthetic", "synthetic-pair", "synthetic-regression"),
+    demo.add_argument("--task", default="synthetic", choices=("synthetic", "synthetic-pair", "synthetic-regression", "synthetic-rank"),
                       help="synthetic task (default: synthetic)")
     demo.add_argument("--epochs", type=_positive(int), default=3, help="epochs per method (default: 3)")
     demo.add_argument("--output-dir", default="outputs/demo", help="where the adapters and results go (default: outputs/demo)")
@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--model", default="tiny", help="'tiny' (offline tiny RoBERTa), a hub name ('roberta-base') or a "
                                                    "local model folder with config.json (default: tiny)")
     ft.add_argument("--task", default="synthetic", help="a GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli) "
-                                                       "or synthetic, synthetic-pair, synthetic-regression (default: synthetic)")
+                                                       "or synthetic, synthetic-pair, synthetic-regression, synthetic-rank (default: synthetic)")
     ft.add_argument("--data-dir", default=None, help="local GLUE folder in the original TSV layout (<dir>/SST-2/train.tsv); "
                                                      "default: the Hugging Face hub")
     _add_run_flags(ft)

@@ -377,7 +377,7 @@ def train(model, task, config: Optional[TrainConfig] = None, *, tokenizer=None, 
 
     model:  "tiny" (offline tiny RoBERTa; pretrained on the synthetic world for synthetic tasks), a hub
             name or local folder (`load_model`), or an nn.Module (then pass `tokenizer`).
-    task:   "synthetic", "synthetic-pair", "synthetic-regression", a GLUE name ("sst2", ...; `data_dir` = a
+    task:   "synthetic", "synthetic-pair", "synthetic-regression", "synthetic-rank", a GLUE name ("sst2", ...; `data_dir` = a
             local GLUE folder), a `SyntheticTask`, or a (DatasetDict, TaskSpec) pair.
     overrides: TrainConfig fields, e.g. ``train("tiny", "synthetic", method="lora", epochs=2)``.
     step_callback(step, history): called after every optimizer step (e.g. to stop or log).
