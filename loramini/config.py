@@ -14,6 +14,14 @@ from typing import Optional, Union
 AUX_INITS = ("gaussian", "orthogonal", "identity")
 
 
+def require_positive_ints(config, names) -> None:
+    """Raise one clear ValueError if any field in `names` of dataclass `config` is not an integer >= 1."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{type(config).__name__}.{name}={value!r}: must be an integer >= 1.")
+
+
 @dataclass
 class LoRAMiniConfig:
     """Hyper-parameters of LoRA-Mini: ``ΔW = scale · B_aux · B_train · A_train · A_aux``.
@@ -48,10 +56,7 @@ class LoRAMiniConfig:
     use_rslora: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("r", "a", "b"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"LoRAMiniConfig.{name}={value!r}: must be an integer >= 1.")
+        require_positive_ints(self, ("r", "a", "b"))
         if self.r > min(self.a, self.b):
             raise ValueError(
                 f"LoRAMiniConfig.r={self.r} is larger than min(a, b)={min(self.a, self.b)}: rank(ΔW) <= "

@@ -104,10 +104,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"TrainConfig.method={self.method!r}: choose one of {METHODS}.")
-        for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum_steps", "max_length", "r", "a", "b"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"TrainConfig.{name}={value!r}: must be an integer >= 1.")
+        from .config import require_positive_ints
+
+        require_positive_ints(self, ("epochs", "batch_size", "eval_batch_size", "grad_accum_steps", "max_length",
+                                     "r", "a", "b"))
         for name in ("lr", "head_lr", "alpha"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and value > 0):

@@ -19,3 +19,4 @@ def batch():
     g = torch.Generator().manual_seed(0)
     input_ids = torch.randint(3, 1000, (4, 12), generator=g)
     return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": torch.tensor([0, 1, 1, 0])}
+

@@ -7,6 +7,8 @@ from torch import nn
 import loramini
 from loramini import LoRAMiniConfig, LoRAMiniLinear
 
+from helpers import train_steps
+
 
 def adapted(model):
     return [name for name, _ in loramini.loramini_layers(model)]
@@ -88,17 +90,9 @@ def test_works_on_a_plain_torch_model():
     assert model(torch.randn(3, 16)).shape == (3, 4)
 
 
-def _train_a_little(model, batch, steps=3):
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    for _ in range(steps):
-        opt.zero_grad()
-        model(**batch).loss.backward()
-        opt.step()
-
-
 def test_merge_unmerge_and_unload(tiny_model, batch):
     loramini.inject(tiny_model, LoRAMiniConfig(r=4, a=16, b=16))
-    _train_a_little(tiny_model, batch)
+    train_steps(tiny_model, batch)
     tiny_model.eval()
     ids = batch["input_ids"]
     with torch.no_grad():

@@ -10,15 +10,12 @@ from safetensors import safe_open
 import loramini
 from loramini import LoRAMiniConfig
 
+from helpers import train_steps
+
 
 def trained(model, batch, cfg=None, steps=3):
     loramini.inject(model, cfg or LoRAMiniConfig(r=4, a=16, b=16, alpha=8))
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    for _ in range(steps):
-        opt.zero_grad()
-        model(**batch).loss.backward()
-        opt.step()
-    return model.eval()
+    return train_steps(model, batch, steps)
 
 
 def logits(model, batch):
