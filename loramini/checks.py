@@ -1,64 +1,144 @@
-"""Checks for the coursework exercises: each says ✓ when right, and when wrong raises `CheckFailed`
+"""Checks for the coursework exercises: each prints one ✓ line when right, and when wrong raises `CheckFailed`
 with a hint that points at the mistake (which factor, which term), not just "wrong".
 
     from loramini import checks
     checks.check_loramini_count(my_count, a=32, b=32, r=8)
 
-A check prints one ✓ line and returns None when the answer is right.
+Rules every check follows:
+
+* **No answer key.** Success prints "✓ <what was checked>", never the expected value.
+* **Exact integers.** A count must equal the right count exactly (an off-by-one fails); ratios and other real
+  numbers are compared with a relative tolerance of 1e-6.
+* **Harmless dtypes are fine.** A float64 (or numpy, or 0-d tensor) answer gets the same verdict as a float32 one.
+* **Independent references.** A reference is computed in float64 from the layer's factors, copied before the
+  student's code runs, never with the layer's own methods (which a student could have patched), and the
+  student gets a freshly built layer (no `.grad` left from an earlier backward).
+* **No library shortcuts.** Where the exercise is to write the code, the package's own implementation
+  (`LoRAMiniLinear.forward`, `adapter_forward`, `delta_weight`, `merge`, …) raises while the student's
+  function runs.
+* **Grading mode** (`LORAMINI_GRADING=1` or `checks.grading_mode(True)`): hints stay terse and never contain a
+  number, so a graded run reveals no values.
+
+In a notebook a failing check shows only its hint (see `CheckFailed._render_traceback_`), not a traceback.
+The module keeps no state that a re-import would lose: `importlib.reload(checks)` gives fresh checks (a
+grader does that to undo a student's monkeypatching).
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
+import os
+import re
 from typing import Callable, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .layer import LoRAMiniLinear
+from . import counting as _counting
+from . import inject as _inject
+from .layer import LoRAMiniFunction, LoRAMiniLinear
+
+_GRADING = os.environ.get("LORAMINI_GRADING", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def grading_mode(on: Optional[bool] = None) -> bool:
+    """Turn grading mode on or off (None: leave it); returns the current setting.
+
+    In grading mode hints are terse and hold no numbers. The default comes from the environment variable
+    `LORAMINI_GRADING` (1 = on)."""
+    global _GRADING
+    if on is not None:
+        _GRADING = bool(on)
+    return _GRADING
 
 
 class CheckFailed(AssertionError):
-    """A wrong answer; the message is the hint. (An AssertionError, so nbgrader marks the cell failed.)"""
+    """A wrong answer; the message is the hint. (An AssertionError, so nbgrader marks the cell failed.)
+
+    IPython renders it as the hint alone: the traceback through this module would only hide it."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"✗ {line}" if i == 0 else f"  {line}" for i, line in enumerate(str(self).splitlines() or [""])]
 
 
 def _ok(message: str) -> None:
     # Returns None on purpose: an exercise cell ends with its check call, and a returned True would be echoed
-    # by Jupyter under the ✓ line.
+    # by Jupyter under the ✓ line. The message says what was checked, never the expected value.
     print(f"✓ {message}")
 
 
-def _fail(hint: str):
+def _fail(hint: str, terse: Optional[str] = None):
+    """Raise CheckFailed(hint). In grading mode the terse form is used, and any hint holding a digit is
+    replaced by a generic one, so no value leaks."""
+    if _GRADING:
+        hint = terse if terse is not None else hint
+        if re.search(r"\d", hint):
+            hint = "Not right yet. Re-read the exercise and check each term."
     raise CheckFailed(hint)
 
 
+# ---------------------------------------------------------------- numbers
+def _number(value):
+    """A plain int or float from an answer (int, float, numpy scalar, 0-d tensor); None if it is not one."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            return None
+        value = value.item()
+    elif hasattr(value, "item") and not isinstance(value, (int, float)):  # numpy scalars
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            return None
+    if isinstance(value, (int, float)):
+        return value
+    return None
+
+
 def _is(value, target) -> bool:
-    try:
-        return math.isclose(float(value), float(target), rel_tol=1e-6, abs_tol=1e-9)
-    except (TypeError, ValueError):
+    """Integers exactly (30720.0 equals 30720, 30721 does not); real numbers to a relative 1e-6."""
+    got = _number(value)
+    if got is None:
         return False
+    if isinstance(target, int) and not isinstance(target, bool):
+        return got == target
+    return math.isclose(got, float(target), rel_tol=1e-6, abs_tol=1e-12)
+
+
+def _need_number(answer, name: str = "your answer") -> None:
+    if _number(answer) is None:
+        _fail(f"Set {name} to a single number; got {type(answer).__name__}.",
+              "Set the answer to a single number.")
 
 
 # ---------------------------------------------------------------- counting
 def check_lora_count(answer, d_in: int, d_out: int, r: int) -> None:
     """Trainable numbers of one LoRA adapter on a d_in → d_out layer."""
+    _need_number(answer)
     right = r * (d_in + d_out)
     if _is(answer, right):
-        return _ok(f"LoRA trains r·(d_in + d_out) = {right:,} numbers on this layer.")
+        return _ok("LoRA's trainable count on this layer: r·(d_in + d_out).")
     if _is(answer, d_in * d_out):
         _fail("That is the full weight W0 (d_out × d_in): full fine-tuning, not LoRA. Count A (r × d_in) and B (d_out × r).")
     if _is(answer, r * d_in) or _is(answer, r * d_out):
         _fail("You counted only one factor. LoRA trains both A (r × d_in) and B (d_out × r).")
     if _is(answer, d_in + d_out):
         _fail("The factor r is missing: A has r rows and B has r columns.")
-    _fail(f"Expected r·(d_in + d_out) for r={r}, d_in={d_in}, d_out={d_out}; check each factor's shape.")
+    if _number(answer) is not None and abs(_number(answer) - right) <= 2:
+        _fail("Close, but a count must be exact: recount each factor's rows × columns.")
+    _fail("Count each factor as rows × columns: A is r × d_in, B is d_out × r.")
 
 
 def check_loramini_count(answer, a: int, b: int, r: int, d_in: Optional[int] = None, d_out: Optional[int] = None) -> None:
     """Trainable numbers of one LoRA-Mini adapter: A_train (r × a) + B_train (b × r)."""
+    _need_number(answer)
     right = r * (a + b)
     if _is(answer, right):
-        return _ok(f"LoRA-Mini trains r·(a + b) = {right:,} numbers on this layer.")
+        return _ok("LoRA-Mini's trainable count on this layer: r·(a + b).")
     if d_in is not None and d_out is not None:
         if _is(answer, r * (d_in + d_out)):
             _fail("That is LoRA's count. In LoRA-Mini only the inner factors train: A_train (r × a) and B_train (b × r).")
@@ -70,16 +150,19 @@ def check_loramini_count(answer, a: int, b: int, r: int, d_in: Optional[int] = N
         _fail("a·b is the size of the product B_train·A_train, not the number of trained numbers: count each factor.")
     if _is(answer, a + b):
         _fail("The factor r is missing: A_train has r rows and B_train has r columns.")
-    _fail(f"Expected r·(a + b) for r={r}, a={a}, b={b}; check the shapes of A_train and B_train.")
+    _fail("Count the two trained factors as rows × columns: A_train is r × a, B_train is b × r.")
 
 
 def check_savings_ratio(answer, d_in: int, d_out: int, a: int, b: int) -> None:
     """How many times fewer trainable numbers LoRA-Mini has than LoRA on one layer (any r)."""
+    _need_number(answer)
     right = (d_in + d_out) / (a + b)
     if _is(answer, right):
-        return _ok(f"(d_in + d_out)/(a + b) = {right:g}: r cancels, so the saving does not depend on the rank.")
+        return _ok("The saving (d_in + d_out)/(a + b): r cancels, so it does not depend on the rank.")
     if _is(answer, 1 / right):
         _fail("Upside down: divide LoRA's count by LoRA-Mini's, so the answer is larger than 1.")
+    if _is(answer, d_in * d_out / (a * b)):
+        _fail("Those are the areas d_in·d_out and a·b; the trained counts are sums: r·(d_in + d_out) and r·(a + b).")
     _fail("Write both counts with r in them and divide: r·(d_in + d_out) / (r·(a + b)).")
 
 
@@ -89,42 +172,54 @@ def check_adapter_bytes(answer, n_params: int, dtype: torch.dtype = torch.float3
 
     `parts`: optional {name: count} of what the file holds (summing to n_params), so that leaving one out
     gets a hint naming it."""
+    _need_number(answer)
     size = torch.tensor([], dtype=dtype).element_size()
+    dtype_name = str(dtype).replace("torch.", "")
     right = n_params * size
     if _is(answer, right):
-        return _ok(f"{n_params:,} numbers × {size} bytes = {right:,} bytes.")
+        return _ok(f"Bytes of {dtype_name} tensor data: numbers × bytes per number.")
     for name, count in (parts or {}).items():
         if count != n_params and (_is(answer, (n_params - count) * size) or _is(answer, n_params - count)):
-            _fail(f"You left out the {name} ({count:,} numbers): the file stores it too.")
-    if _is(answer, n_params * size * 8):
-        _fail("That is bits: divide by 8 (a float32 takes 4 bytes).")
+            _fail(f"You left out the {name} ({count:,} numbers): the file stores it too.",
+                  f"You left out the {name}: the file stores it too.")
+    if _is(answer, right * 8):
+        _fail(f"That is bits, not bytes: a {dtype_name} number is {size * 8} bits = {size} bytes, so divide by 8.",
+              "That is bits, not bytes: divide by 8.")
+    if size != 4 and (_is(answer, n_params * 4) or _is(answer, n_params * 32)):
+        _fail(f"That is float32's size (4 bytes a number); a {dtype_name} number takes {size} bytes.",
+              f"That is float32's size; check how many bytes a {dtype_name} number takes.")
     if _is(answer, n_params):
-        _fail(f"Each number takes {size} bytes in {dtype}, not one.")
-    _fail(f"Multiply the number count by the bytes per element of {dtype} ({size}).")
+        _fail(f"Each number takes {size} bytes in {dtype_name}, not one.", f"Each {dtype_name} number takes more than one byte.")
+    _fail(f"Multiply the number count by the bytes per element of {dtype_name} ({size}).",
+          f"Multiply the number count by the bytes per element of {dtype_name}.")
 
 
 def check_model_count(answer, layers: dict, r: int, a: Optional[int] = None, b: Optional[int] = None,
                       n_blocks: int = 1) -> None:
     """Trainable adapter numbers of a whole model: `layers` maps each adapted layer of one block to
     (d_in, d_out), and the model has `n_blocks` identical blocks. LoRA when a and b are None, else LoRA-Mini."""
+    _need_number(answer)
     mini = a is not None and b is not None
     per = {name: r * (a + b) if mini else r * (d_in + d_out) for name, (d_in, d_out) in layers.items()}
     right = n_blocks * sum(per.values())
     method = "LoRA-Mini" if mini else "LoRA"
     if _is(answer, right):
-        return _ok(f"{method}: {n_blocks} blocks × {len(layers)} adapted layers = {right:,} trainable numbers.")
-    if n_blocks > 1 and _is(answer, right / n_blocks):
-        _fail(f"That is one block. The model stacks {n_blocks} identical blocks: multiply by {n_blocks}.")
+        return _ok(f"{method}'s adapter count over every adapted layer of every block.")
+    if n_blocks > 1 and _is(answer, right // n_blocks):
+        _fail(f"That is one block. The model stacks {n_blocks} identical blocks: multiply by {n_blocks}.",
+              "That is one block; the model stacks several identical blocks.")
     names = list(layers)
     missing = [set(names[i] for i in range(len(names)) if mask >> i & 1) for mask in range(1, 2 ** len(names) - 1)]
     missing = [m for m in missing if _is(answer, right - n_blocks * sum(per[n] for n in m))]
     if missing:
         if mini:  # every layer counts r·(a + b), so only the number of layers can be told apart
             counted = len(names) - len(missing[0])
-            _fail(f"You counted {counted} adapted layers per block, but {len(names)} are adapted: {', '.join(names)}.")
+            _fail(f"You counted {counted} adapted layers per block, but {len(names)} are adapted: {', '.join(names)}.",
+                  "Some adapted layers per block are missing from your sum.")
         if len(missing) == 1:
             _fail(f"Missing from every block: {', '.join(sorted(missing[0]))}. Each adapted layer gets its own adapter.")
-        _fail(f"Some adapted layers are missing from your sum; {len(names)} layers per block are adapted: {', '.join(names)}.")
+        _fail(f"Some adapted layers are missing from your sum; {len(names)} layers per block are adapted: {', '.join(names)}.",
+              "Some adapted layers per block are missing from your sum.")
     lora_total = n_blocks * sum(r * (d_in + d_out) for d_in, d_out in layers.values())
     if mini and _is(answer, lora_total):
         _fail("That is LoRA's count. LoRA-Mini trains only A_train (r × a) and B_train (b × r) in each layer.")
@@ -132,181 +227,628 @@ def check_model_count(answer, layers: dict, r: int, a: Optional[int] = None, b: 
         _fail("You included the aux factors A_aux and B_aux: they are frozen buffers, not trained numbers.")
     if _is(answer, n_blocks * sum(d_in * d_out for d_in, d_out in layers.values())):
         _fail("That is the size of the weight matrices themselves (full fine-tuning of these layers).")
-    if _is(answer, right / r):
+    if _is(answer, right // r):
         _fail("The factor r is missing from the per-layer formula.")
+    got = _number(answer)
+    if got is not None and 0 < abs(got - right) <= 2 * n_blocks:
+        _fail("Close, but a count must be exact: recount each layer's factors.")
     shapes = ", ".join(f"{n}: {d_in}→{d_out}" for n, (d_in, d_out) in layers.items())
     formula = "r·(a + b)" if mini else "r·(d_in + d_out)"
-    _fail(f"Count layer by layer: {formula} for each of ({shapes}), sum over the block, times {n_blocks} blocks.")
+    _fail(f"Count layer by layer: {formula} for each of ({shapes}), sum over the block, times {n_blocks} blocks.",
+          f"Count layer by layer with {formula}, sum over the block, then over the blocks.")
 
 
 def check_head_count(answer, hidden: int, num_labels: int) -> None:
     """Parameters of RoBERTa's classification head: dense (hidden → hidden) then out_proj (hidden → num_labels),
     both with biases."""
-    dense, out_proj = hidden * hidden + hidden, hidden * num_labels + num_labels
-    right = dense + out_proj
+    _need_number(answer)
+    dense_w, out_w = hidden * hidden, hidden * num_labels
+    right = dense_w + hidden + out_w + num_labels
     if _is(answer, right):
-        return _ok(f"dense {dense:,} + out_proj {out_proj:,} = {right:,} numbers, trained in full by every method.")
-    if _is(answer, hidden * hidden + hidden * num_labels):
-        _fail("The biases are missing: each linear layer adds one bias per output (hidden for dense, "
+        return _ok("Head count: dense and out_proj, weights and biases; every method trains it in full.")
+    if _is(answer, dense_w + out_w):
+        _fail("Both biases are missing: each linear layer adds one bias per output (hidden for dense, "
               "num_labels for out_proj).")
-    if _is(answer, out_proj) or _is(answer, hidden * num_labels):
-        _fail(f"You counted only out_proj. RoBERTa's head first applies a dense {hidden}→{hidden} layer (with bias).")
-    if _is(answer, dense):
-        _fail(f"You counted only the dense layer; out_proj ({hidden}→{num_labels}, with bias) follows it.")
-    for labels in {1, 2, 3} - {num_labels}:
-        if _is(answer, dense + hidden * labels + labels):
-            _fail(f"Right structure, but the task has {num_labels} labels, not {labels}: out_proj has one output per label.")
+    if _is(answer, dense_w + out_w + num_labels):
+        _fail(f"The dense layer's bias is missing: dense ({hidden}→{hidden}) has {hidden} bias numbers too.",
+              "The dense layer's bias is missing.")
+    if _is(answer, dense_w + hidden + out_w):
+        _fail(f"out_proj's bias is missing: one bias number per label ({num_labels}).",
+              "out_proj's bias is missing: one bias number per label.")
+    if _is(answer, out_w + num_labels) or _is(answer, out_w):
+        _fail(f"You counted only out_proj. RoBERTa's head first applies a dense {hidden}→{hidden} layer (with bias).",
+              "You counted only out_proj; the head first applies a dense layer (with bias).")
+    if _is(answer, dense_w + hidden):
+        _fail(f"You counted only the dense layer; out_proj ({hidden}→{num_labels}, with bias) follows it.",
+              "You counted only the dense layer; out_proj (with bias) follows it.")
+    for labels in sorted({1, 2, 3} - {num_labels}):
+        if _is(answer, dense_w + hidden + hidden * labels + labels):
+            _fail(f"Right structure, but the task has {num_labels} labels, not {labels}: out_proj has one output per label.",
+                  "Right structure, but check the number of labels: out_proj has one output per label.")
     _fail(f"Add the two linear layers: dense ({hidden}×{hidden} weight + {hidden} bias) and out_proj "
-          f"({num_labels}×{hidden} weight + {num_labels} bias).")
+          f"({num_labels}×{hidden} weight + {num_labels} bias).",
+          "Add the two linear layers, dense and out_proj, each with its weight and its bias.")
 
 
-# ---------------------------------------------------------------- shapes and the rank bound
+# ---------------------------------------------------------------- shapes, rank, cost
 def check_factor_shapes(shapes: dict, d_in: int, d_out: int, r: int, a: int, b: int) -> None:
     """`shapes`: {"A_aux": (…), "A_train": (…), "B_train": (…), "B_aux": (…)}."""
+    if not isinstance(shapes, dict):
+        _fail(f"Give a dict of shapes, e.g. {{'A_aux': (rows, cols), ...}}; got {type(shapes).__name__}.",
+              "Give a dict mapping each factor's name to its (rows, columns).")
     want = {"A_aux": (a, d_in), "A_train": (r, a), "B_train": (b, r), "B_aux": (d_out, b)}
     for name, shape in want.items():
         if name not in shapes:
             _fail(f"Give the shape of {name} too.")
-        got = tuple(shapes[name])
+        try:
+            got = tuple(int(v) for v in shapes[name])
+        except (TypeError, ValueError):
+            _fail(f"The shape of {name} must be a pair (rows, columns).")
         if got == shape[::-1] and shape[0] != shape[1]:
-            _fail(f"{name} is transposed: it maps {shape[1]} numbers to {shape[0]}, so its shape is {shape}.")
+            _fail(f"{name} is transposed: it maps {shape[1]} numbers to {shape[0]}, so its shape is {shape}.",
+                  f"{name} is transposed: a factor is (outputs, inputs).")
         if got != shape:
             _fail(f"{name} has the wrong shape {got}: it must be {shape}. Follow x (d_in) → A_aux → a → A_train → r "
-                  f"→ B_train → b → B_aux → d_out.")
-    return _ok("All four factors have the right shapes: (a×d_in), (r×a), (b×r), (d_out×b).")
+                  f"→ B_train → b → B_aux → d_out.",
+                  f"{name} has the wrong shape. Follow x → A_aux → A_train → B_train → B_aux.")
+    return _ok("All four factor shapes: (a×d_in), (r×a), (b×r), (d_out×b).")
 
 
 def check_rank_bound(answer, r: int, a: int, b: int) -> None:
+    _need_number(answer)
     right = min(r, a, b)
     if _is(answer, right):
-        return _ok(f"rank(ΔW) ≤ min(r, a, b) = {right}: the narrowest factor limits the rank.")
+        return _ok("The rank bound min(r, a, b): the narrowest width limits the rank.")
     if _is(answer, r):
         _fail("r is only one of the bottlenecks: ΔW also passes through widths a and b.")
+    if _is(answer, max(r, a, b)) or _is(answer, a) or _is(answer, b):
+        _fail("A product can have no larger rank than its narrowest inner width: which of r, a, b is smallest?")
     _fail("A product of matrices has rank at most the smallest inner width: which widths does ΔW pass through?")
 
 
 def check_extra_flops(answer, d_in: int, d_out: int, r: int, a: int, b: int) -> None:
     """Extra multiply-adds per token of the adapter path x → A_aux → A_train → B_train → B_aux."""
+    _need_number(answer)
     right = d_in * a + a * r + r * b + b * d_out
     if _is(answer, right):
-        return _ok(f"d_in·a + a·r + r·b + b·d_out = {right:,} multiply-adds per token.")
+        return _ok("Per-token multiply-adds of the plain chain: one m·n term per factor.")
+    if _is(answer, 2 * right):
+        _fail("That counts FLOPs (2 per multiply-add); the question asks for multiply-adds.")
     if _is(answer, r * (d_in + d_out)):
         _fail("That is LoRA's extra cost. LoRA-Mini's path has four matrix-vector products: add the two aux ones.")
     if _is(answer, r * (a + b)):
         _fail("You counted only the trained factors; the frozen A_aux and B_aux are applied in every forward pass too.")
+    if _is(answer, d_in * a + a * r + r * d_out):
+        _fail("That is the cost with B_aux·B_train pre-multiplied; the question asks for the plain four-step chain.")
     _fail("Add one product per factor: a vector of width n times an (m × n) matrix costs m·n multiply-adds.")
 
 
+def check_plateau_prediction(answer, d_in: int, d_out: int, a: int, b: int) -> None:
+    """The predicted relative error of LoRA-Mini on a generic target: the energy outside its random
+    subspaces, 1 − (a/d_in)(b/d_out)."""
+    _need_number(answer)
+    right = 1 - (a * b) / (d_in * d_out)
+    if _is(answer, right):
+        return _ok("Predicted plateau 1 − ab/(d_in·d_out): the share of a random target outside the subspaces.")
+    if _is(answer, 1 - right):
+        _fail("That is the share LoRA-Mini *can* reach; the error is what is left: one minus it.")
+    if _is(answer, 1 - a / d_in) or _is(answer, 1 - b / d_out):
+        _fail("Both subspaces restrict it: the reachable share is (a/d_in)·(b/d_out), the product of the two.")
+    if _is(answer, 1 - (a + b) / (d_in + d_out)):
+        _fail("The two restrictions multiply, not add: the reachable share is (a/d_in)·(b/d_out).")
+    _fail("A random direction keeps a fraction a/d_in of its energy in the input subspace and b/d_out in the "
+          "output one; the error is what stays outside.")
+
+
 # ---------------------------------------------------------------- code the students write
+_SHORTCUT = "write it from the factors, not with the layer's own method"
+
+
+@contextlib.contextmanager
+def _blocked(targets: list[tuple[object, str]], message: str):
+    """While the block runs, each (owner, attribute) raises CheckFailed(message) when called."""
+    saved = []
+
+    def refuse(*args, **kwargs):
+        raise CheckFailed(message)
+
+    try:
+        for owner, name in targets:
+            had = name in vars(owner)
+            saved.append((owner, name, had, vars(owner).get(name)))
+            setattr(owner, name, staticmethod(refuse) if isinstance(owner, type) else refuse)
+        yield
+    finally:
+        for owner, name, had, original in reversed(saved):
+            if had:
+                setattr(owner, name, original)
+            else:
+                delattr(owner, name)
+
+
+def _layer_methods() -> list[tuple[object, str]]:
+    return [(LoRAMiniLinear, "forward"), (LoRAMiniLinear, "adapter_forward"), (LoRAMiniLinear, "delta_weight"),
+            (LoRAMiniLinear, "merge"), (LoRAMiniLinear, "unmerge"), (LoRAMiniFunction, "apply"),
+            (_inject, "merge"), (_inject, "merge_and_unload")] + _package_level(["merge", "merge_and_unload"])
+
+
+def _package_level(names: list[str]) -> list[tuple[object, str]]:
+    import loramini  # the names re-exported at the top level are separate references
+
+    return [(loramini, n) for n in names if hasattr(loramini, n)]
+
+
+@contextlib.contextmanager
+def _seeded(seed: int):
+    """Seed torch's global generator for a block and restore it afterwards: a check must not change the
+    random numbers of the notebook that calls it."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 def _reference_layer(seed: int = 0, d_in: int = 12, d_out: int = 10, r: int = 3, a: int = 6, b: int = 5,
                      alpha: float = 6.0) -> LoRAMiniLinear:
-    torch.manual_seed(seed)
-    layer = LoRAMiniLinear(nn.Linear(d_in, d_out), r=r, a=a, b=b, alpha=alpha, name="check")
-    with torch.no_grad():
+    """A fresh layer with non-zero factors (scale = alpha / r = 2, so a missing scale shows)."""
+    with _seeded(seed), torch.no_grad():
+        base = nn.Linear(d_in, d_out)
+        base.bias.normal_()  # a clearly non-zero bias, so that forgetting it shows
+        layer = LoRAMiniLinear(base, r=r, a=a, b=b, alpha=alpha, name="check")
+        layer.A_train.normal_()
         layer.B_train.normal_()
     return layer
+
+
+def _factors(layer: LoRAMiniLinear) -> dict:
+    """float64 copies of everything the formulas use, taken before the student's code runs."""
+    f = {n: getattr(layer, n).detach().clone().double() for n in ("A_aux", "A_train", "B_train", "B_aux")}
+    f["W0"] = layer.base.weight.detach().clone().double()
+    f["bias"] = layer.base.bias.detach().clone().double() if layer.base.bias is not None else None
+    f["scale"] = float(layer.scale)
+    f["r"] = layer.r
+    return f
+
+
+def _ref_delta(f: dict) -> torch.Tensor:
+    return f["scale"] * f["B_aux"] @ f["B_train"] @ f["A_train"] @ f["A_aux"]
+
+
+def _ref_base(f: dict, x: torch.Tensor) -> torch.Tensor:
+    return F.linear(x.double(), f["W0"], f["bias"])
+
+
+def _ref_update(f: dict, x: torch.Tensor) -> torch.Tensor:
+    return F.linear(x.double(), _ref_delta(f))
+
+
+def _as_float64(got, what: str, shape: tuple) -> torch.Tensor:
+    if not isinstance(got, torch.Tensor):
+        _fail(f"Return a tensor ({what}, shape {shape}); got {type(got).__name__}.",
+              f"Return a tensor ({what}).")
+    if got.is_complex():
+        _fail("Return a real tensor.")
+    return got.detach().to("cpu", torch.float64)
+
+
+def _close(got: torch.Tensor, right: torch.Tensor, dtype: torch.dtype) -> bool:
+    tol = 2e-2 if dtype in (torch.float16, torch.bfloat16) else 1e-4
+    return got.shape == right.shape and torch.allclose(got, right, rtol=tol, atol=tol * right.abs().max().item())
+
+
+def _unchanged(layer: LoRAMiniLinear, f: dict) -> None:
+    now = _factors(layer)
+    for n in ("A_aux", "A_train", "B_train", "B_aux", "W0"):
+        if not torch.equal(now[n], f[n]):
+            _fail(f"Your function changed the layer's {n}: compute the answer without modifying the layer.")
+
+
+def _call(fn: Callable, *args):
+    """Run the student's function; a crash becomes a hint (NotImplementedError passes: the exercise is not done)."""
+    try:
+        return fn(*args)
+    except (NotImplementedError, CheckFailed):
+        raise
+    except (RuntimeError, TypeError, ValueError, IndexError, AttributeError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        _fail(f"Your function raised {type(err).__name__}: {first}. Check each product's shapes "
+              f"(x @ M.T applies M to rows; F.linear(x, M) does the same).",
+              f"Your function raised {type(err).__name__}. Check each product's shapes.")
 
 
 def check_delta_weight(delta_fn: Callable[[LoRAMiniLinear], torch.Tensor]) -> None:
     """`delta_fn(layer)` must return ΔW = scale · B_aux B_train A_train A_aux, shape (d_out, d_in)."""
     layer = _reference_layer()
-    with torch.no_grad():
-        got = delta_fn(layer)
-        right = layer.delta_weight()
-    if not isinstance(got, torch.Tensor):
-        _fail(f"Return a tensor, got {type(got).__name__}.")
+    f = _factors(layer)
+    right = _ref_delta(f)
+    with _blocked(_layer_methods(), _SHORTCUT), torch.no_grad():
+        raw = _call(delta_fn, layer)
+    _unchanged(layer, f)
+    got = _as_float64(raw, "ΔW", tuple(right.shape))
+    dtype = raw.dtype
     if got.shape == right.T.shape and got.shape != right.shape:
-        _fail(f"ΔW is transposed: it must have the base weight's shape (d_out, d_in) = {tuple(right.shape)}.")
+        _fail(f"ΔW is transposed: it must have the base weight's shape (d_out, d_in) = {tuple(right.shape)}.",
+              "ΔW is transposed: it must have the base weight's shape (d_out, d_in).")
     if got.shape != right.shape:
-        _fail(f"ΔW has shape {tuple(got.shape)}, expected (d_out, d_in) = {tuple(right.shape)}.")
-    if torch.allclose(got.float() * layer.scale, right, atol=1e-5):
+        _fail(f"ΔW has shape {tuple(got.shape)}, expected (d_out, d_in) = {tuple(right.shape)}.",
+              "ΔW must have the base weight's shape (d_out, d_in).")
+    if _close(got, right, dtype):
+        return _ok("ΔW = scale · B_aux B_train A_train A_aux, written from the factors.")
+    if _close(got * f["scale"], right, dtype):
         _fail("Off by the scale factor: multiply by layer.scale (alpha / r).")
-    if not torch.allclose(got.float(), right, atol=1e-5):
-        _fail("The shape is right but the values are not: check the order B_aux @ B_train @ A_train @ A_aux.")
-    return _ok("ΔW matches scale · B_aux B_train A_train A_aux.")
+    if _close(got, right * f["r"], dtype):
+        _fail("You scaled by alpha; the scale is alpha / r (that is layer.scale).")
+    if _close(got + f["W0"], right, dtype) or _close(got, right + f["W0"], dtype):
+        _fail("ΔW is the update only: leave the base weight W0 out of it.")
+    _fail("The shape is right but the values are not: check the order B_aux @ B_train @ A_train @ A_aux.")
 
 
 def check_forward(forward_fn: Callable[[LoRAMiniLinear, torch.Tensor], torch.Tensor]) -> None:
-    """`forward_fn(layer, x)` must return the LoRA-Mini layer's output for x of shape (..., d_in)."""
+    """`forward_fn(layer, x)` must return the LoRA-Mini layer's output for x of shape (..., d_in):
+    base(x) + scale · B_aux B_train A_train A_aux x."""
     layer = _reference_layer().eval()
-    x = torch.randn(2, 4, layer.in_features)
-    with torch.no_grad():
-        right, base, adapter = layer(x), layer.base(x), layer.adapter_forward(x)
-        try:
-            got = forward_fn(layer, x)
-        except NotImplementedError:  # a subclass of RuntimeError: the exercise is not done yet, say so plainly
-            raise
-        except RuntimeError as err:
-            _fail(f"The forward pass raised: {err}. Check the order x → A_aux → A_train → B_train → B_aux and "
-                  f"that F.linear(x, M) computes x @ M.T.")
-    if not isinstance(got, torch.Tensor) or got.shape != right.shape:
-        _fail(f"Output shape {getattr(got, 'shape', None)}, expected {tuple(right.shape)}: keep the leading dimensions.")
-    if torch.allclose(got, adapter, atol=1e-5):
+    f = _factors(layer)
+    x = torch.randn(2, 4, layer.in_features, generator=torch.Generator().manual_seed(1))
+    base, update = _ref_base(f, x), _ref_update(f, x)
+    right = base + update
+    with _blocked(_layer_methods(), _SHORTCUT), torch.no_grad():
+        raw = _call(forward_fn, layer, x.clone())
+    _unchanged(layer, f)
+    got = _as_float64(raw, "the layer's output", tuple(right.shape))
+    dtype = raw.dtype
+    if got.shape != right.shape:
+        _fail(f"Output shape {tuple(got.shape)}, expected {tuple(right.shape)}: keep the leading dimensions "
+              f"(apply each factor to the last one).",
+              "The output's shape is wrong: keep the leading dimensions.")
+    if _close(got, right, dtype):
+        return _ok("Your forward pass equals base(x) + scale · B_aux B_train A_train A_aux x.")
+    if f["bias"] is not None and _close(got, right - f["bias"], dtype):
+        _fail("The base layer's bias is missing: the frozen layer computes x @ W0.T + bias (layer.base(x) "
+              "includes it).")
+    if _close(got, update, dtype):
         _fail("You return only the adapter's update: add the frozen base layer's output, layer.base(x).")
-    if torch.allclose(got, base, atol=1e-5):
+    if _close(got, base, dtype):
         _fail("You return only the base output: the adapter's update is missing.")
-    if torch.allclose(got, base + adapter / layer.scale, atol=1e-5):
+    if _close(got, base + update / f["scale"], dtype):
         _fail("The update is not scaled: multiply it by layer.scale (alpha / r).")
-    if not torch.allclose(got, right, atol=1e-5):
-        _fail("Shape right, values wrong: check the order of the four factors and where the scale goes.")
-    return _ok("Your forward pass matches LoRAMiniLinear.")
+    if _close(got, base + update * f["r"], dtype):
+        _fail("You scaled by alpha; the scale is alpha / r (that is layer.scale).")
+    _fail("Shape right, values wrong: check the order of the four factors and where the scale goes.")
+
+
+def _ref_grad_B_train(f: dict, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """dL/dB_train by autograd, on float64 copies and a forward written here (not the layer's)."""
+    B_train = f["B_train"].clone().requires_grad_(True)
+    with torch.enable_grad():
+        y = _ref_base(f, x) + f["scale"] * F.linear(
+            F.linear(F.linear(F.linear(x.double(), f["A_aux"]), f["A_train"]), B_train), f["B_aux"])
+        (grad,) = torch.autograd.grad(y, B_train, g.double())
+    return grad
 
 
 def check_grad_B_train(grad_fn: Callable[[LoRAMiniLinear, torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
-    """`grad_fn(layer, x, g)`: dL/dB_train for inputs x (n × d_in) and output gradient g = dL/dy (n × d_out)."""
+    """`grad_fn(layer, x, g)`: dL/dB_train for inputs x (n × d_in) and output gradient g = dL/dy (n × d_out),
+    derived by hand (autograd is switched off while it runs) and compared with autograd on a copy."""
     layer = _reference_layer()
-    x, g = torch.randn(7, layer.in_features), torch.randn(7, layer.out_features)
-    layer(x).backward(g)
-    right = layer.B_train.grad
-    with torch.no_grad():
-        got = grad_fn(layer, x, g)
+    f = _factors(layer)
+    gen = torch.Generator().manual_seed(2)
+    x, g = torch.randn(7, layer.in_features, generator=gen), torch.randn(7, layer.out_features, generator=gen)
+    right = _ref_grad_B_train(f, x, g)
+    no_autograd = "derive it by hand: autograd (backward, autograd.grad) is switched off in this check"
+    autograd = [(torch.Tensor, "backward"), (torch.autograd, "backward"), (torch.autograd, "grad")]
+    with _blocked(_layer_methods(), _SHORTCUT), _blocked(autograd, no_autograd), torch.no_grad():
+        raw = _call(grad_fn, layer, x.clone(), g.clone())
+    _unchanged(layer, f)
+    if raw is None:
+        _fail("Your function returned None: return the gradient tensor you computed (layer.B_train.grad is not set "
+              "here, there was no backward pass).")
+    got = _as_float64(raw, "dL/dB_train", tuple(right.shape))
+    dtype = raw.dtype
+    if got.shape == right.T.shape and got.shape != right.shape:
+        _fail(f"dL/dB_train must have B_train's shape (b, r) = {tuple(right.shape)}; yours is transposed.",
+              "dL/dB_train must have B_train's shape (b, r); yours is transposed.")
     if got.shape != right.shape:
-        _fail(f"dL/dB_train must have B_train's shape (b, r) = {tuple(right.shape)}, got {tuple(got.shape)}.")
-    if torch.allclose(got * layer.scale, right, atol=1e-5):
+        _fail(f"dL/dB_train must have B_train's shape (b, r) = {tuple(right.shape)}, got {tuple(got.shape)}.",
+              "dL/dB_train must have B_train's shape (b, r).")
+    if _close(got, right, dtype):
+        return _ok("Your hand-derived dL/dB_train equals autograd's.")
+    if _close(got * f["scale"], right, dtype):
         _fail("Off by the scale factor: the forward pass multiplies by layer.scale, so the gradient does too.")
-    if not torch.allclose(got, right, atol=1e-4):
-        _fail("Shape right, values wrong: dL/dB_train = scale · (B_auxᵀ gᵀ) (A_train A_aux xᵀ)ᵀ — the gradient "
-              "arriving at B_train's output times its input, summed over tokens.")
-    return _ok("Your hand-derived gradient matches autograd.")
+    if _close(got, right * f["r"], dtype):
+        _fail("You scaled by alpha; the scale is alpha / r (that is layer.scale).")
+    if _close(got * x.shape[0], right, dtype):
+        _fail("Sum over the tokens, do not average: the loss gradient g is already per token.")
+    _fail("Shape right, values wrong: dL/dB_train = scale · (g @ B_aux).T @ (x @ A_aux.T @ A_train.T), the "
+          "gradient arriving at B_train's output times its input, summed over tokens.",
+          "Shape right, values wrong: multiply the gradient at B_train's output by B_train's input, summed over tokens.")
 
 
 def check_lora_export(export_fn: Callable[[LoRAMiniLinear], tuple]) -> None:
     """`export_fn(layer) -> (A, B)`: a plain LoRA pair with A (r × d_in), B (d_out × r) and
     layer.scale · B @ A == ΔW, i.e. the adapter written as an ordinary rank-r LoRA (PEFT's lora_A, lora_B)."""
     layer = _reference_layer()
-    with torch.no_grad():
-        got = export_fn(layer)
-        right = layer.delta_weight()
+    f = _factors(layer)
+    right = _ref_delta(f)
+    with _blocked(_layer_methods(), _SHORTCUT), torch.no_grad():
+        got = _call(export_fn, layer)
+    _unchanged(layer, f)
     if not isinstance(got, (tuple, list)) or len(got) != 2:
         _fail("Return a pair (A, B): A like PEFT's lora_A (r × d_in), B like its lora_B (d_out × r).")
-    A, B = got
     r, d_in, d_out = layer.r, layer.in_features, layer.out_features
+    A = _as_float64(got[0], "A", (r, d_in))
+    B = _as_float64(got[1], "B", (d_out, r))
     if tuple(A.shape) == (d_out, r) and tuple(B.shape) == (r, d_in):
         _fail("A and B are swapped: return (A, B) with A = A_train @ A_aux (r × d_in) first.")
     if tuple(A.shape) != (r, d_in):
         _fail(f"A has shape {tuple(A.shape)}, expected (r, d_in) = {(r, d_in)}: A = A_train @ A_aux, the two "
-              f"factors that act first.")
+              f"factors that act first.", "A must be (r, d_in): the two factors that act first.")
     if tuple(B.shape) != (d_out, r):
-        _fail(f"B has shape {tuple(B.shape)}, expected (d_out, r) = {(d_out, r)}: B = B_aux @ B_train.")
-    with torch.no_grad():
-        product = layer.scale * (B.float() @ A.float())
-    if torch.allclose(product, right * layer.scale, atol=1e-5):
+        _fail(f"B has shape {tuple(B.shape)}, expected (d_out, r) = {(d_out, r)}: B = B_aux @ B_train.",
+              "B must be (d_out, r): the two factors that act last.")
+    product = f["scale"] * (B @ A)
+    if _close(product, right, got[0].dtype):
+        return _ok("scale · B @ A equals ΔW: the adapter as an ordinary rank-r LoRA.")
+    if _close(product, right * f["scale"], got[0].dtype):
         _fail("The scale is counted twice: PEFT multiplies B @ A by lora_alpha / r itself, so leave it out of A and B.")
-    if not torch.allclose(product, right, atol=1e-5):
-        _fail("Shapes right, values wrong: A = A_train @ A_aux and B = B_aux @ B_train (mind the order).")
-    return _ok("scale · B @ A equals ΔW: your LoRA-Mini adapter is now an ordinary rank-r LoRA.")
+    _fail("Shapes right, values wrong: A = A_train @ A_aux and B = B_aux @ B_train (mind the order).")
+
+
+# ---------------------------------------------------------------- whole models
+class _Block(nn.Module):
+    def __init__(self, d: int):
+        super().__init__()
+        self.query, self.value, self.out = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
+
+    def forward(self, x):
+        return x + self.out(torch.tanh(self.query(x)) * self.value(x))
+
+
+def _toy_model(seed: int = 0, d: int = 16, blocks: int = 2) -> nn.Module:
+    """A small nested model (blocks.0.query, ...; head) to adapt, merge and train in the checks."""
+    with _seeded(seed):
+        return nn.ModuleDict({"blocks": nn.Sequential(*[_Block(d) for _ in range(blocks)]), "head": nn.Linear(d, 3)})
+
+
+def _toy_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model["head"](model["blocks"](x))
+
+
+def _toy_adapted(seed: int = 0) -> nn.Module:
+    """The toy model with LoRA-Mini on query and value, every factor non-zero."""
+    model = _toy_model(seed)
+    with _seeded(seed + 100):
+        for name, module in list(model.named_modules()):
+            if isinstance(module, nn.Linear) and name.rsplit(".", 1)[-1] in ("query", "value"):
+                parent, _, child = name.rpartition(".")
+                layer = LoRAMiniLinear(module, r=2, a=6, b=5, alpha=4, name=name)
+                with torch.no_grad():
+                    layer.B_train.normal_(std=0.5)
+                setattr(model.get_submodule(parent), child, layer)
+    return model
+
+
+def check_merge_and_unload(unload_fn: Callable[[nn.Module], nn.Module]) -> None:
+    """`unload_fn(model)` must return the model with every LoRAMiniLinear replaced by a plain nn.Linear holding
+    W0 + ΔW (and the base bias): same outputs, no adapter left. The package's merge methods are switched off."""
+    model = _toy_adapted()
+    x = torch.randn(4, 16, generator=torch.Generator().manual_seed(3))
+    names = [n for n, m in model.named_modules() if isinstance(m, LoRAMiniLinear)]
+    refs = {n: _factors(model.get_submodule(n)) for n in names}
+    with torch.no_grad():
+        right = _toy_forward(_ref_merged(model, refs), x.double())  # from the float64 copies, not merge()
+        base_only = _toy_forward(_ref_merged(model, refs, with_delta=False), x.double())
+        no_bias = _toy_forward(_ref_merged(model, refs, bias=False), x.double())
+    with _blocked(_layer_methods(), "write the swap yourself: the package's merge methods are switched off "
+                  "in this check"), torch.no_grad():
+        out = _call(unload_fn, model)
+    if out is None:
+        out = model  # changed in place and returned nothing: fine
+    if not isinstance(out, nn.Module):
+        _fail(f"Return the model (an nn.Module); got {type(out).__name__}.", "Return the model.")
+    left = [n for n, m in out.named_modules() if isinstance(m, LoRAMiniLinear)]
+    if left:
+        _fail(f"LoRA-Mini layers are still in the model: {', '.join(left)}. Replace each one on its parent "
+              f"module: setattr(model.get_submodule(parent_name), child_name, new_linear).",
+              "LoRA-Mini layers are still in the model: replace each one on its parent module.")
+    for n in names:
+        new = out.get_submodule(n)
+        if type(new) is not nn.Linear:
+            _fail(f"{n} is a {type(new).__name__}; it should be a plain nn.Linear.", "Each adapted layer should "
+                  "become a plain nn.Linear.")
+    with torch.no_grad():
+        got = _toy_forward(out, x).double()
+    if torch.allclose(got, right, rtol=1e-4, atol=1e-5):
+        return _ok("Every adapter merged into a plain nn.Linear; the model's outputs are unchanged.")
+    if torch.allclose(got, base_only, rtol=1e-4, atol=1e-5):
+        _fail("The outputs are the base model's: ΔW was not added to the new layers' weights.")
+    if torch.allclose(got, no_bias, rtol=1e-4, atol=1e-5):
+        _fail("The base layers' biases are missing: copy base.bias into the new nn.Linear (bias=True).")
+    _fail("The merged model's outputs differ: each new weight must be W0 + ΔW (with ΔW including the scale).")
+
+
+def _ref_merged(model: nn.Module, refs: dict, with_delta: bool = True, bias: bool = True) -> nn.Module:
+    """A float64 copy of `model` with each LoRA-Mini layer replaced by nn.Linear(W0 [+ ΔW], bias)."""
+    out = _toy_model().double()
+    plain = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+    with torch.no_grad():
+        for n, m in out.named_modules():
+            if not isinstance(m, nn.Linear):
+                continue
+            if n in refs:
+                f = refs[n]
+                m.weight.copy_(f["W0"] + (_ref_delta(f) if with_delta else 0))
+                m.bias.copy_(f["bias"] if bias else torch.zeros_like(m.bias))
+            else:
+                m.weight.copy_(plain[n].weight.double())
+                m.bias.copy_(plain[n].bias.double())
+    return out
+
+
+def check_train_step(step_fn: Callable) -> None:
+    """`step_fn(model, optimizer, x, y)` must do one training step on the mean squared error between
+    `forward(model, x)` and y (clear old gradients, forward, loss, backward, optimizer step) and return the
+    loss as a Python float (measured before the step). Checked over two steps against a reference."""
+    def setup():
+        model = _toy_adapted(seed=1)
+        for n, p in model.named_parameters():
+            p.requires_grad_(n.endswith(("A_train", "B_train")))
+        return model, torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+
+    gen = torch.Generator().manual_seed(4)
+    batches = [(torch.randn(8, 16, generator=gen), torch.randn(8, 3, generator=gen)) for _ in range(2)]
+    ref, ref_opt = setup()
+    ref_losses, ref_states = [], []
+    for x, y in batches:
+        ref_opt.zero_grad()
+        loss = F.mse_loss(_toy_forward(ref, x), y)
+        loss.backward()
+        ref_opt.step()
+        ref_losses.append(loss.item())
+        ref_states.append({n: p.detach().clone() for n, p in ref.named_parameters() if p.requires_grad})
+    model, opt = setup()
+    start = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    model.forward = lambda x: _toy_forward(model, x)  # so that model(x) works in the student's step
+    for i, (x, y) in enumerate(batches):
+        loss = _call(step_fn, model, opt, x.clone(), y.clone())
+        now = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+        if i == 0 and all(torch.equal(now[n], start[n]) for n in now):
+            _fail("The parameters did not move: call optimizer.step() after loss.backward().")
+        if not all(torch.allclose(now[n], ref_states[i][n], rtol=1e-4, atol=1e-6) for n in now):
+            if i == 1:
+                _fail("The first step is right, the second is not: clear the old gradients with "
+                      "optimizer.zero_grad() before each backward, or they add up.")
+            _fail("The step moved the parameters differently from one SGD step on the mean squared error: "
+                  "forward, F.mse_loss(prediction, y), loss.backward(), optimizer.step().")
+        value = _number(loss)
+        if value is None:
+            _fail(f"Return the loss as a number (loss.item()); got {type(loss).__name__}.",
+                  "Return the loss as a number (loss.item()).")
+        if not math.isclose(value, ref_losses[i], rel_tol=1e-4):
+            _fail("The parameters moved correctly, but the returned loss is not the batch's mean squared error "
+                  "before the step.")
+    return _ok("Two training steps match zero_grad → forward → MSE → backward → step, and the loss is returned.")
+
+
+def check_adapter_counter(count_fn: Callable) -> None:
+    """`count_fn(model, targets, r, a=None, b=None)`: trainable adapter numbers for every nn.Linear whose name
+    is a target or ends with "." + a target: r·(d_in + d_out) each for LoRA (a, b None), r·(a + b) for
+    LoRA-Mini. Counted by walking the model; the package's counting helpers are switched off meanwhile."""
+    from .models import tiny_roberta
+
+    model = tiny_roberta(seed=0)
+    cases = [(["query", "value"], 4, None, None), (["query", "value"], 4, 8, 16),
+             (["intermediate.dense", "output.dense"], 2, None, None), (["key", "intermediate.dense"], 2, 16, 8)]
+    shortcuts = [(_counting, n) for n in ("count_parameters", "predict_adapter_params", "lora_params",
+                                           "loramini_params")]
+    shortcuts += [(_inject, n) for n in ("find_targets", "inject")]
+    shortcuts += _package_level(["count_parameters", "predict_adapter_params", "lora_params", "loramini_params",
+                                 "find_targets", "inject"])
+    for targets, r, a, b in cases:
+        layers = [m for n, m in model.named_modules()
+                  if isinstance(m, nn.Linear) and any(n == t or n.endswith("." + t) for t in targets)]
+        per = [r * (a + b) if a is not None else r * (m.in_features + m.out_features) for m in layers]
+        right = sum(per)
+        with _blocked(shortcuts, "walk the model yourself: the package's counting helpers are switched off "
+                      "in this check"):
+            got = _call(count_fn, model, list(targets), r, a, b)
+        what = f"targets={targets}, r={r}" + ("" if a is None else f", a={a}, b={b}")
+        if _number(got) is None:
+            _fail(f"Return a number; got {type(got).__name__} for {what}.", "Return a number.")
+        if _is(got, right):
+            continue
+        if a is not None and _is(got, sum(r * (m.in_features + m.out_features) for m in layers)):
+            _fail(f"For {what} you counted LoRA's r·(d_in + d_out); with a and b given it is LoRA-Mini: r·(a + b).",
+                  "With a and b given, count LoRA-Mini's r·(a + b) per layer, not LoRA's.")
+        if len(layers) > 1 and _is(got, per[0]):
+            _fail(f"For {what}: count every matching layer (there are {len(layers)}), not one.",
+                  "Count every matching layer, not one.")
+        all_linear = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        if len(all_linear) != len(layers) and _is(got, sum(
+                r * (a + b) if a is not None else r * (m.in_features + m.out_features) for m in all_linear)):
+            _fail(f"For {what} you counted every nn.Linear; count only those whose name matches a target.",
+                  "Count only the layers whose name matches a target.")
+        _fail(f"For {what} the right count differs from yours: match a layer when its full name equals a target "
+              f"or ends with '.' + target, and use each layer's own in_features and out_features.",
+              "Match a layer when its full name equals a target or ends with '.' + target; use each layer's "
+              "own widths.")
+    return _ok("Your counter agrees on every model/target/width combination tried, for LoRA and LoRA-Mini.")
+
+
+def check_convention(answer, choices: dict, right: str) -> None:
+    """A multiple-choice answer: `answer` must be the key `right` of `choices` ({key: description})."""
+    if answer not in choices:
+        _fail(f"Answer with one of {sorted(choices)}; got {answer!r}.", "Answer with one of the offered keys.")
+    if answer == right:
+        return _ok("The convention is identified.")
+    _fail(f"Not that one. {choices[answer]}: compute that count and compare it with the number quoted.",
+          "Not that one: compute each convention's count and compare it with the number quoted.")
+
+
+# ---------------------------------------------------------------- noise
+def check_confidence_interval(ci_fn: Callable) -> None:
+    """`ci_fn(values) -> (low, high)`: the 95% confidence interval of the mean of `values` (a 1-d list of
+    independent runs, e.g. one per seed), with Student's t and the sample standard deviation."""
+    from scipy import stats
+
+    samples = [[0.71, 0.74, 0.69, 0.73, 0.70], [0.5, 0.9, 0.7], [1.0, 2.0, 4.0, 3.0, 2.5, 3.5, 1.5, 2.0]]
+    for values in samples:
+        n = len(values)
+        t = torch.tensor(values, dtype=torch.float64)
+        mean, sd = t.mean().item(), t.std(unbiased=True).item()
+        half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+        got = _call(ci_fn, list(values))
+        try:
+            low, high = (_number(v) for v in got)
+        except (TypeError, ValueError):
+            _fail(f"Return a pair (low, high); got {got!r}.", "Return a pair (low, high).")
+        if low is None or high is None:
+            _fail("Return two numbers (low, high).")
+        if math.isclose(low, mean - half, rel_tol=1e-6, abs_tol=1e-9) and math.isclose(high, mean + half,
+                                                                                        rel_tol=1e-6, abs_tol=1e-9):
+            continue
+        got_half = (high - low) / 2
+        if not math.isclose((low + high) / 2, mean, rel_tol=1e-6, abs_tol=1e-9):
+            _fail("The interval must be centred on the mean of the values.")
+        z_half = 1.959963984540054 * sd / math.sqrt(n)
+        if math.isclose(got_half, z_half, rel_tol=1e-3):
+            _fail(f"With only {n} runs use Student's t quantile (scipy.stats.t.ppf(0.975, n - 1)), not the "
+                  f"normal 1.96: few runs make the interval wider.",
+                  "With few runs use Student's t quantile, not the normal one.")
+        sd0 = t.std(unbiased=False).item()
+        if math.isclose(got_half, stats.t.ppf(0.975, n - 1) * sd0 / math.sqrt(n), rel_tol=1e-3):
+            _fail("Use the sample standard deviation (divide by n − 1: np.std(values, ddof=1)).")
+        if math.isclose(got_half, stats.t.ppf(0.975, n - 1) * sd, rel_tol=1e-3):
+            _fail("That interval is for a single run; the mean's standard error is std / √n.")
+        if math.isclose(got_half, sd / math.sqrt(n), rel_tol=1e-3):
+            _fail("That is ± one standard error; a 95% interval multiplies it by the t quantile.")
+        _fail("mean ± t · std / √n, with t = scipy.stats.t.ppf(0.975, n − 1) and the sample std (ddof=1).")
+    return _ok("Your 95% interval: mean ± t(0.975, n−1) · s / √n.")
+
+
+def check_inside(answer, value: float, low: float, high: float) -> None:
+    """`answer`: True when `value` lies inside [low, high] (reading a confidence interval)."""
+    if not isinstance(answer, bool):
+        _fail(f"Answer True or False; got {answer!r}.", "Answer True or False.")
+    if answer == (low <= value <= high):
+        return _ok("You read the interval right.")
+    if answer:
+        _fail("Look again: the value lies outside the interval, so the runs disagree with it beyond the noise.")
+    _fail("Look again: the value lies inside the interval, so the runs do not contradict it.")
 
 
 # ---------------------------------------------------------------- experiments
 def check_learning_rates(lr_loramini: float, lr_lora: float, max_ratio: float = 20.0) -> None:
     """A LoRA-Mini learning rate chosen relative to LoRA's: larger, but not wildly so."""
+    _need_number(lr_loramini, "the learning rate")
+    lr_loramini = _number(lr_loramini)
     if lr_loramini <= lr_lora:
         _fail("LoRA-Mini moves only r·(a+b) numbers through fixed random projections: it needs a larger learning "
               "rate than LoRA, not an equal or smaller one.")
     if lr_loramini > max_ratio * lr_lora:
         _fail(f"{lr_loramini / lr_lora:g}x LoRA's rate is a long way past the few times (about 4x) that worked in "
-              f"practice; Adam's steps grow with the rate, and training this hot tends to diverge.")
-    return _ok(f"LoRA-Mini's learning rate is {lr_loramini / lr_lora:g}x LoRA's.")
+              f"practice; Adam's steps grow with the rate, and training this hot tends to diverge.",
+              "That is a long way past the few times LoRA's rate that worked in practice; training this hot "
+              "tends to diverge.")
+    return _ok("LoRA-Mini's learning rate is larger than LoRA's, within a sensible factor.")
 
 
 def check_rank_average(average_fn: Callable, metric: str = "accuracy") -> None:
@@ -318,21 +860,23 @@ def check_rank_average(average_fn: Callable, metric: str = "accuracy") -> None:
                           metric: [0.60, 0.70, 0.72, 0.78, 0.80, 0.84, 0.65, 0.74, 0.82], "cached": [False] * 9})
     table = table.sample(frac=1.0, random_state=0).reset_index(drop=True)  # order must not matter
     right = table.groupby("r")[metric].mean()
-    got = average_fn(table.copy(), metric)
+    got = _call(average_fn, table.copy(), metric)
     if isinstance(got, pd.DataFrame):
         if metric in got.columns:
             got = got.set_index("r")[metric] if "r" in got.columns else got[metric]
         elif "mean" in got.columns:
             got = got.set_index("r")["mean"] if "r" in got.columns else got["mean"]
         else:
-            _fail(f"Return a Series indexed by r (one mean {metric} per rank); got a table with columns {list(got.columns)}.")
+            _fail(f"Return a Series indexed by r (one mean {metric} per rank); got a table with columns {list(got.columns)}.",
+                  "Return a Series indexed by r (one mean per rank).")
     if not isinstance(got, pd.Series):
         _fail(f"Return a pandas Series indexed by r, one value per rank; got {type(got).__name__}. "
               f"Group the rows by r first.")
     if sorted(got.index.tolist()) != sorted(right.index.tolist()):
         if set(got.index) <= set(table["ab"]):
             _fail("You grouped by the widths (a, b); the curve is over r, so group by r and average over (a, b).")
-        _fail(f"The index should be the ranks {sorted(right.index)}, got {list(got.index)}: group by 'r'.")
+        _fail(f"The index should be the ranks {sorted(right.index)}, got {list(got.index)}: group by 'r'.",
+              "The index should be the ranks: group by 'r'.")
     got = got.reindex(right.index).astype(float)
     if (got - table.groupby("r")[metric].sum()).abs().max() < 1e-9:
         _fail("That is the sum at each r; divide by the number of runs, i.e. take the mean.")
@@ -340,18 +884,23 @@ def check_rank_average(average_fn: Callable, metric: str = "accuracy") -> None:
         _fail("That is the best run at each r, not the average over (a, b): take the mean.")
     if (got - right).abs().max() > 1e-9:
         _fail("Group by r and take the mean of the metric over all the other settings.")
-    return _ok("mean over (a, b) at each r, as in the paper's accuracy-vs-r plot.")
+    return _ok("Mean over (a, b) at each r, as in an accuracy-vs-r plot.")
 
 
 def check_ablation_table(table, metric: str, min_ranks: int = 3) -> None:
     """A designed ablation: a DataFrame with an `r` column, ≥ `min_ranks` ranks, and finite `metric` values."""
     columns = list(getattr(table, "columns", []))
     if "r" not in columns:
-        _fail(f"The table needs a column 'r' (the rank you varied); it has {columns}.")
+        _fail(f"The table needs a column 'r' (the rank you varied); it has {columns}.",
+              "The table needs a column 'r' (the rank you varied).")
     if metric not in columns:
         _fail(f"The table has no column {metric!r}: return the metric from your run function.")
     if table["r"].nunique() < min_ranks:
-        _fail(f"Vary r over at least {min_ranks} values to see a trend; you have {sorted(table['r'].unique())}.")
+        _fail(f"Vary r over at least {min_ranks} values to see a trend; you have {sorted(table['r'].unique())}.",
+              "Vary r over more values to see a trend.")
     if not table[metric].map(lambda v: isinstance(v, (int, float)) and math.isfinite(v)).all():
         _fail(f"Some {metric} values are missing or not finite: did a run diverge?")
-    return _ok(f"{len(table)} runs over {table['r'].nunique()} ranks.")
+    return _ok("The ablation table has the rank column, enough ranks and finite metric values.")
+
+
+__all__ = ["CheckFailed", "grading_mode"] + sorted(n for n in list(globals()) if n.startswith("check_"))
