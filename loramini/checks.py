@@ -64,6 +64,12 @@ class CheckFailed(AssertionError):
         return [f"✗ {line}" if i == 0 else f"  {line}" for i, line in enumerate(str(self).splitlines() or [""])]
 
 
+# A re-import (importlib.reload) keeps the first CheckFailed class, so that `except CheckFailed` written
+# against an earlier import still catches what the fresh checks raise.
+CheckFailed = globals().get("_FIRST_CHECKFAILED", CheckFailed)
+_FIRST_CHECKFAILED = CheckFailed
+
+
 def _ok(message: str) -> None:
     # Returns None on purpose: an exercise cell ends with its check call, and a returned True would be echoed
     # by Jupyter under the ✓ line. The message says what was checked, never the expected value.
@@ -177,7 +183,7 @@ def check_adapter_bytes(answer, n_params: int, dtype: torch.dtype = torch.float3
     dtype_name = str(dtype).replace("torch.", "")
     right = n_params * size
     if _is(answer, right):
-        return _ok(f"Bytes of {dtype_name} tensor data: numbers × bytes per number.")
+        return _ok("Bytes of the tensor data in this dtype: numbers × bytes per number.")
     for name, count in (parts or {}).items():
         if count != n_params and (_is(answer, (n_params - count) * size) or _is(answer, n_params - count)):
             _fail(f"You left out the {name} ({count:,} numbers): the file stores it too.",

@@ -445,5 +445,6 @@ def test_reload_undoes_monkeypatching():
     reloaded = importlib.reload(checks)
     with pytest.raises(AssertionError, match="bottlenecks"):
         reloaded.check_rank_bound(8, r=8, a=64, b=4)
+    assert reloaded.CheckFailed is CheckFailed  # `except CheckFailed` from an earlier import still works
     # and the package's layer is intact after a reload in the middle of things
     assert loramini.LoRAMiniLinear(nn.Linear(4, 4), r=1, a=2, b=2)(torch.randn(1, 4)).shape == (1, 4)
