@@ -14,10 +14,19 @@ import pytest
 
 nbformat = pytest.importorskip("nbformat")
 
-OWNER = "loramini-course"  # placeholder GitHub owner used by every badge (see notebooks/_build/common.py)
+OWNER = "loramini-course"  # placeholder GitHub owner used by every badge (see notebooks/README.md)
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+STUDENT_COPIES = sorted((NOTEBOOK_DIR / "exercises").glob("*.ipynb"))
 MAX_BYTES = 1_000_000
+
+# What tools/execute_notebooks.py keeps out of committed outputs (DESIGN: no frozen progress bars, no
+# warnings, no path of the machine that ran them).
+OUTPUT_HAZARDS = [
+    (re.compile(r"\d+%\||FloatProgress\("), "a frozen progress bar"),
+    (re.compile(r"\w*Warning\b"), "a warning"),
+    (re.compile(r"/work/|/home/|/root/|/tmp/|site-packages|\.venv\b"), "an absolute path of the machine"),
+]
 
 
 def _read(path: Path):
@@ -109,3 +118,50 @@ def test_imports_loramini_and_does_not_redefine_it(notebook):
 def test_size_is_modest(notebook):
     path, _ = notebook
     assert path.stat().st_size < MAX_BYTES, f"{path.name}: {path.stat().st_size:,} bytes (keep under 1 MB)"
+
+
+def output_problems(nb) -> list[str]:
+    """Committed-output hazards in ``nb``: frozen progress bars, warnings, machine paths, saved widget state."""
+    problems = []
+    if "widgets" in nb.metadata:
+        problems.append("notebook metadata holds saved widget state")
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream":
+                texts = [out.text]
+            elif out.output_type == "error":
+                texts = list(out.traceback) + [out.evalue]
+            else:
+                texts = [v if isinstance(v, str) else "".join(v)
+                         for k, v in out.get("data", {}).items() if k.startswith("text/")]
+            for text in texts:
+                for pattern, what in OUTPUT_HAZARDS:
+                    m = pattern.search(text)
+                    if m:
+                        snippet = text[max(0, m.start() - 40):m.end() + 30].replace("\n", " ")
+                        problems.append(f"cell {i}: {what}: ...{snippet}...")
+    return problems
+
+
+@pytest.mark.xfail(strict=False, reason="until notebooks are re-executed with tools/execute_notebooks.py")
+@pytest.mark.parametrize("path", NOTEBOOKS + STUDENT_COPIES,
+                         ids=[p.name for p in NOTEBOOKS] + [f"exercises/{p.name}" for p in STUDENT_COPIES])
+def test_outputs_hold_no_bars_warnings_or_machine_paths(path):
+    problems = output_problems(_read(path))
+    assert not problems, (f"{path.relative_to(NOTEBOOK_DIR)}: {len(problems)} committed output problem(s), e.g. "
+                          + "; ".join(problems[:4]) + ". Re-execute with `.venv/bin/python tools/execute_notebooks.py "
+                          "NOTEBOOK` (or `--no-execute` to only clean the saved outputs).")
+
+
+def test_output_check_catches_bars_warnings_and_paths():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x", outputs=[
+        nbformat.v4.new_output("stream", name="stderr", text="  0%|          | 0/3 [00:00<?, ?it/s]"),
+        nbformat.v4.new_output("stream", name="stderr", text="x.py:1: UserWarning: careful\n"),
+        nbformat.v4.new_output("display_data", data={"text/plain": "saved in /tmp/abc/adapter"}),
+    ])]
+    found = output_problems(nb)
+    assert [p.split(":")[1].strip() for p in found] == [
+        "a frozen progress bar", "a warning", "an absolute path of the machine"], found
+    nb.metadata["widgets"] = {"state": {}}
+    assert "notebook metadata holds saved widget state" in output_problems(nb)
