@@ -21,6 +21,6 @@ __all__ = [
 # Fine-tuning (loramini.train.train is the loop itself; the module keeps its name, so it is not re-exported).
 from .models import load_model  # noqa: E402
 from .synthetic import make_synthetic, tiny_pretrained  # noqa: E402
-from .train import TrainConfig, plot_history  # noqa: E402
+from .train import TrainConfig, TrainingDiverged, plot_history  # noqa: E402
 
-__all__ += ["TrainConfig", "load_model", "make_synthetic", "plot_history", "tiny_pretrained"]
+__all__ += ["TrainConfig", "TrainingDiverged", "load_model", "make_synthetic", "plot_history", "tiny_pretrained"]

@@ -12,7 +12,7 @@ folder, an unreachable hub, ...) with status 1 and one line. No tracebacks.
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import sys
 from pathlib import Path
 from typing import Optional
@@ -21,19 +21,27 @@ SUBCOMMANDS = ("demo", "finetune", "ablate", "bench")
 DEMO_METHODS = ("loramini", "lora", "full")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (no usage dump) and exits with status 2."""
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage dump) and exits with status 2.
+
+    Every subcommand's parser (finetune, demo, bench, ablate) should be one of these."""
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+_Parser = OneLineParser  # the old private name
+
+
 def _positive(kind):
+    """An argparse type: an int, or a finite float, > 0 ('inf' and 'nan' are not learning rates)."""
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
         if value <= 0:
             raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
         return value
@@ -53,16 +61,15 @@ def _non_negative_int(text: str) -> int:
 
 
 def parse_targets(text: str):
-    """'query,value' → ["query", "value"]; a preset ('attention', 'dense', 'all-linear') or regex stays a string."""
-    from .inject import PRESETS
+    """'query,value' → ["query", "value"]; a preset ('attention', 'dense', 'all-linear') or regex stays a string.
 
-    text = text.strip()
-    if text in PRESETS or any(c in text for c in "*()|\\[]^$+?"):
-        return text
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("give module names like 'query,value', a preset or a regex")
-    return names
+    The rule itself is `loramini.inject.parse_target_modules` (shared with the ablation runner)."""
+    from .inject import parse_target_modules
+
+    try:
+        return parse_target_modules(text)
+    except (ValueError, TypeError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Union
 
 from torch import nn
 
@@ -21,12 +21,50 @@ PRESETS = {
     "dense": r".*\.((?<!attention\.)output\.dense|intermediate\.dense|fc1|fc2|gate_proj|up_proj|down_proj)",
     "all-linear": None,  # every nn.Linear outside the task head
 }
-HEAD_NAMES = ("classifier", "score", "qa_outputs", "lm_head")
+# The head-name rule, in one place. Task heads: what `modules_to_save=None` trains and what the "head"
+# training method trains. `lm_head` is never adapted either, but it is not trained by default (it is
+# usually tied to the input embeddings).
+TASK_HEADS = ("classifier", "score", "qa_outputs")
+HEAD_NAMES = TASK_HEADS + ("lm_head",)
+# A parameter/module name inside a task head (search it in "." + name): train.py's param groups use it.
+HEAD_PATTERN = re.compile(r"(^|\.)(" + "|".join(TASK_HEADS) + r")\.")
+
+
+def is_head_param(name: str) -> bool:
+    """True for a parameter of the task head, e.g. "classifier.dense.weight" or, under PEFT,
+    "base_model.model.classifier.modules_to_save.default.out_proj.bias"."""
+    return bool(HEAD_PATTERN.search("." + name))
 
 
 def default_head(model: nn.Module) -> list[str]:
     """The task head that `modules_to_save=None` trains: `classifier` / `score` / ... when present."""
-    return [name for name in HEAD_NAMES[:3] if isinstance(getattr(model, name, None), nn.Module)]
+    return [name for name in TASK_HEADS if isinstance(getattr(model, name, None), nn.Module)]
+
+
+def parse_target_modules(text: str) -> Union[list[str], str]:
+    """One rule for target strings typed by a user (CLI flags, ablation grids).
+
+    A preset ('attention', 'dense', 'all-linear') stays a string; plain names ('query,value', 'query',
+    'attention.output.dense') become a list of module-name suffixes; anything else is a regex string
+    matched against the full module name.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"target modules {text!r}: expected a string such as 'query,value'.")
+    text = text.strip()
+    if text in PRESETS:
+        return text
+    if re.fullmatch(r"[\w.,\s]*", text):
+        names = [t.strip() for t in text.split(",") if t.strip()]
+        if not names:
+            raise ValueError(f"target modules {text!r}: give module names like 'query,value', a preset "
+                             f"{sorted(PRESETS)} or a regex.")
+        return names
+    try:
+        re.compile(text)
+    except re.error as err:
+        raise ValueError(f"target modules {text!r}: not a preset {sorted(PRESETS)}, not plain names, and not a "
+                         f"valid regex ({err}).") from None
+    return text
 
 
 def resolve_modules_to_save(model: nn.Module, config: LoRAMiniConfig) -> list[str]:
@@ -66,7 +104,15 @@ def find_targets(model: nn.Module, config: LoRAMiniConfig, heads: Optional[list[
                     f"target_modules entry {suffix!r} matches no module of {type(model).__name__}. "
                     f"Linear layers available: {_describe_linear_names(model)}."
                 )
-            selected += hits
+            # The task head is trained in full and saved as it is (modules_to_save): never wrap its layers,
+            # or save/load/export disagree on its tensor names. "dense" must not catch classifier.dense.
+            outside = [n for n in hits if not _in_head(n, heads)]
+            if not outside:
+                raise ValueError(
+                    f"target_modules entry {suffix!r} only matches the task head ({hits}), which is trained in "
+                    f"full, not adapted. Pick encoder layers: {_describe_linear_names(model)}."
+                )
+            selected += outside
     elif spec == "all-linear":
         selected = [n for n, m in modules.items() if isinstance(m, nn.Linear) and not _in_head(n, heads)]
     else:
@@ -158,9 +204,20 @@ def _require_layers(model: nn.Module, action: str) -> list[LoRAMiniLinear]:
     return layers
 
 
+def _check_mergeable(layers: list[LoRAMiniLinear]) -> None:
+    """Compute every merged weight once, before changing any: one non-finite layer leaves all unmerged."""
+    for layer in layers:
+        if not layer.merged:
+            layer.merged_weight()  # raises ValueError naming the layer; the result is dropped
+
+
 def merge(model: nn.Module) -> nn.Module:
-    """Fold every adapter into its base weight (W ← W + ΔW); forward then costs what the base costs."""
-    for layer in _require_layers(model, "merge"):
+    """Fold every adapter into its base weight (W ← W + ΔW); forward then costs what the base costs.
+
+    All or nothing: if one layer would get non-finite weights, nothing is merged (ValueError)."""
+    layers = _require_layers(model, "merge")
+    _check_mergeable(layers)
+    for layer in layers:
         layer.merge()
     return model
 
@@ -173,11 +230,32 @@ def unmerge(model: nn.Module) -> nn.Module:
 
 
 def merge_and_unload(model: nn.Module) -> nn.Module:
-    """Merge every adapter and put the plain `nn.Linear` layers back; returns `model`."""
-    for name, layer in list(loramini_layers(model)):
+    """Merge every adapter and put the plain `nn.Linear` layers back; returns `model`.
+
+    All or nothing: if one layer would get non-finite weights, the model is left as it was (ValueError)."""
+    named = list(loramini_layers(model))
+    _check_mergeable([layer for _, layer in named])
+    for name, layer in named:
         layer.merge()
         _set_submodule(model, name, layer.base)
     for attr in ("loramini_config", "loramini_modules_to_save"):
         if hasattr(model, attr):
             delattr(model, attr)
+    return model
+
+
+def remove_adapters(model: nn.Module, requires_grad: Optional[dict[nn.Parameter, bool]] = None) -> nn.Module:
+    """Undo `inject` without merging: the original `nn.Linear` objects go back (unmerged first).
+
+    `requires_grad`: the parameters' flags from before `inject`, to restore them too. `load_adapter`
+    uses this to leave a model exactly as it was when loading fails half-way.
+    """
+    for name, layer in list(loramini_layers(model)):
+        layer.unmerge()
+        _set_submodule(model, name, layer.base)
+    for attr in ("loramini_config", "loramini_modules_to_save"):
+        if hasattr(model, attr):
+            delattr(model, attr)
+    for param, flag in (requires_grad or {}).items():
+        param.requires_grad_(flag)
     return model

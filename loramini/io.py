@@ -4,13 +4,16 @@ A LoRA-Mini adapter folder holds:
     adapter_config.json         the LoRAMiniConfig + targets, shapes and an aux fingerprint
     adapter_model.safetensors   A_train / B_train per layer, the saved modules (and the aux factors
                                 only with save_projection=True: by default they are regenerated)
-Every file is written to a temporary name and renamed, so a crash never leaves half a file.
+Every file is written to a temporary name and renamed, so a crash never leaves half a file, and an
+adapter folder is written whole next to the old one and swapped in (`save_adapter`), so a crash never
+leaves new weights beside an old config: the next save or load finishes or undoes the swap.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable, Union
@@ -21,8 +24,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import LoRAMiniConfig
-from .inject import inject, loramini_layers
-from .layer import make_aux, stable_seed
+from .inject import inject, loramini_layers, remove_adapters
+from .layer import layer_aux
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -30,14 +33,25 @@ FORMAT = "loramini"
 PathLike = Union[str, os.PathLike]
 
 
+def _umask_mode() -> int:
+    """The mode a plain `open(path, "w")` would give a new file: 0o666 minus the process umask."""
+    mask = os.umask(0)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
-    """Call `write(tmp_path)`, then rename onto `path`: readers never see a partial file."""
+    """Call `write(tmp_path)`, then rename onto `path`: readers never see a partial file.
+
+    The file gets the mode an ordinary write would (0o666 minus the umask), not mkstemp's private 0o600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -46,12 +60,62 @@ def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
 
 
 def write_json(path: PathLike, data: dict) -> None:
+    """Write `data` as JSON, atomically. NaN/Infinity are refused (they are not JSON): ValueError."""
+    try:
+        text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    except ValueError as err:
+        raise ValueError(f"Refusing to write {str(path)!r}: it would hold NaN or Infinity, which is not valid "
+                         f"JSON ({err}). A non-finite number here usually means training diverged.") from None
+
     def write(tmp: str) -> None:
         with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
+            f.write(text)
 
     atomic_write(path, write)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Whole-folder writes: build the new folder beside the old one, then swap it in.
+
+
+def _staging(path: Path) -> Path:
+    return path.parent / f".{path.name}.saving"
+
+
+def _replaced(path: Path) -> Path:
+    return path.parent / f".{path.name}.replaced"
+
+
+def _is_complete(folder: Path) -> bool:
+    return (folder / CONFIG_NAME).is_file() and (folder / WEIGHTS_NAME).is_file()
+
+
+def _adopt_other_files(old: Path, new: Path) -> None:
+    """Move what else the old folder held (a README, the user's notes) into the new one, then drop the old."""
+    for entry in old.iterdir():
+        if not (new / entry.name).exists():
+            os.replace(entry, new / entry.name)
+    shutil.rmtree(old)
+
+
+def finish_interrupted_save(path: PathLike) -> None:
+    """Complete (or undo) a `save_adapter` that was killed half-way, so `path` holds one whole adapter.
+
+    The save writes `.NAME.saving/` in full, renames the old `NAME/` to `.NAME.replaced/`, renames the
+    new one to `NAME/`, then deletes the old. Whatever step a crash hit, this brings back a consistent state:
+    the new adapter if it was complete, else the old one.
+    """
+    path = Path(path).absolute()
+    staged, old = _staging(path), _replaced(path)
+    if not path.exists():
+        if staged.is_dir() and _is_complete(staged):
+            os.replace(staged, path)
+        elif old.is_dir():
+            os.replace(old, path)
+    if path.is_dir() and old.is_dir():
+        _adopt_other_files(old, path)
+    if path.is_dir() and staged.is_dir():  # killed before the swap began: the old adapter stands
+        shutil.rmtree(staged)
 
 
 def aux_fingerprint(A_aux: torch.Tensor, B_aux: torch.Tensor) -> list[float]:
@@ -60,6 +124,29 @@ def aux_fingerprint(A_aux: torch.Tensor, B_aux: torch.Tensor) -> list[float]:
     for t in (A_aux.detach().float().cpu(), B_aux.detach().float().cpu()):
         out += [t.sum().item(), t.norm().item(), t[0, 0].item(), t[-1, -1].item(), t[0, -1].item()]
     return [round(v, 6) for v in out]
+
+
+def write_adapter_folder(path: PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    """Write WEIGHTS_NAME + CONFIG_NAME into folder `path` as one unit (see `finish_interrupted_save`)."""
+    target = Path(path).absolute()
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"{str(path)!r} is a file, but an adapter is a folder: choose another path.")
+    finish_interrupted_save(target)
+    staged, old = _staging(target), _replaced(target)
+    if staged.exists():
+        shutil.rmtree(staged)
+    staged.mkdir(parents=True)
+    try:
+        atomic_write(staged / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+        write_json(staged / CONFIG_NAME, meta)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staged, target)  # the one step that publishes the new adapter
+    if old.exists():
+        _adopt_other_files(old, target)
 
 
 def _model_state(model: nn.Module) -> tuple[LoRAMiniConfig, list[str]]:
@@ -103,12 +190,23 @@ def save_adapter(model: nn.Module, path: PathLike) -> Path:
 
     meta = dict(config.to_dict(), format=FORMAT, loramini_version=__version__, base_model_name_or_path=_base_name(model),
                 targets=targets, modules_to_save=heads, aux_fingerprint=fingerprints)
-    atomic_write(path / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    write_json(path / CONFIG_NAME, meta)
+    meta["alpha"] = config.resolved_alpha  # the number in use (alpha=None means 2·r), explicit in the file
+    bad = [k for k, t in tensors.items() if not torch.isfinite(t).all()]
+    if bad:
+        raise ValueError(f"Refusing to save an adapter with non-finite values (in {bad[:3]}): training diverged. "
+                         f"Retrain with a lower learning rate or alpha.")
+    write_adapter_folder(path, tensors, meta)
     return path
 
 
+_REQUIRED_KEYS = ("r", "a", "b", "alpha", "projection_seed", "aux_init", "targets", "modules_to_save")
+
+
 def _read_adapter(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    try:
+        finish_interrupted_save(path)
+    except OSError:  # e.g. a read-only folder: load what is there
+        pass
     if not path.is_dir():
         raise FileNotFoundError(f"No adapter folder at {str(path)!r}: give the folder that save_adapter wrote.")
     for name in (CONFIG_NAME, WEIGHTS_NAME):
@@ -119,26 +217,55 @@ def _read_adapter(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
         meta = json.loads((path / CONFIG_NAME).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{str(path / CONFIG_NAME)!r} is not valid JSON ({err}): the file is corrupt.") from None
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{str(path / CONFIG_NAME)!r} is not a LoRA-Mini adapter (format={meta.get('format')!r}). "
+    where = str(path / CONFIG_NAME)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        fmt = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{where!r} is not a LoRA-Mini adapter (format={fmt!r}). "
                          f"For a PEFT LoRA adapter use peft.PeftModel.from_pretrained.")
+    missing = [k for k in _REQUIRED_KEYS if k not in meta]
+    if missing:
+        raise ValueError(f"{where!r} lacks field(s) {missing}: the file was edited or is incomplete. "
+                         f"Save the adapter again with loramini.save_adapter.")
+    targets = meta["targets"]
+    if not isinstance(targets, dict) or not targets or not all(
+            isinstance(v, list) and len(v) == 2 and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in v)
+            for v in targets.values()):
+        raise ValueError(f"{where!r}: field 'targets' must map each adapted layer to [d_in, d_out], got {targets!r}.")
+    if not isinstance(meta["modules_to_save"], list):
+        raise ValueError(f"{where!r}: field 'modules_to_save' must be a list of module names, "
+                         f"got {meta['modules_to_save']!r}.")
     try:
         tensors = load_file(str(path / WEIGHTS_NAME))
     except (SafetensorError, OSError, ValueError) as err:
         raise ValueError(f"{str(path / WEIGHTS_NAME)!r} is corrupt or truncated ({err}). Save the adapter again.") from None
+    wrong = [f"{k} ({t.dtype})" for k, t in tensors.items() if not t.is_floating_point()]
+    if wrong:
+        raise ValueError(f"{str(path / WEIGHTS_NAME)!r} holds non-float tensors {wrong[:3]}: an adapter stores "
+                         f"floating-point weights only. The file was not written by save_adapter.")
+    bad = [k for k, t in tensors.items() if not torch.isfinite(t).all()]
+    if bad:
+        raise ValueError(f"{str(path / WEIGHTS_NAME)!r} holds NaN/Inf in {bad[:3]}: the run that saved it diverged. "
+                         f"Retrain with a lower learning rate or alpha.")
     return meta, tensors
 
 
 def load_adapter(base_model: nn.Module, path: PathLike) -> nn.Module:
     """Inject the adapter saved at `path` into `base_model` (in place) and load its weights.
 
-    Everything is checked before the model is touched: files, shapes, targets, aux fingerprints.
+    Everything is checked before the model is touched: files, fields, dtypes, shapes, targets, aux
+    fingerprints; and if anything still fails while loading, the model is put back exactly as it was.
     """
     path = Path(path)
     meta, tensors = _read_adapter(path)
-    config = LoRAMiniConfig.from_dict(meta)
-    targets: dict[str, list[int]] = meta["targets"]
-    config.target_modules, config.modules_to_save = list(targets), list(meta["modules_to_save"])
+    try:
+        config = LoRAMiniConfig.from_dict(meta)
+        targets: dict[str, list[int]] = meta["targets"]
+        config.target_modules, config.modules_to_save = list(targets), list(meta["modules_to_save"])
+        config.__post_init__()  # validate the edited fields too
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{str(path / CONFIG_NAME)!r}: {err}") from None
+    weights = str(path / WEIGHTS_NAME)
+    fingerprints = meta.get("aux_fingerprint")
     modules = dict(base_model.named_modules())
     for name, (d_in, d_out) in targets.items():
         module = modules.get(name)
@@ -149,14 +276,32 @@ def load_adapter(base_model: nn.Module, path: PathLike) -> nn.Module:
         if tuple(module.weight.shape) != (d_out, d_in):
             raise ValueError(f"Layer {name!r} is {module.in_features} -> {module.out_features} in this base model but "
                              f"{d_in} -> {d_out} in the adapter at {str(path)!r}: a different model size.")
+        expected = {"A_train": (config.r, config.a), "B_train": (config.b, config.r),
+                    "A_aux": (config.a, d_in), "B_aux": (d_out, config.b)}
+        for factor, shape in expected.items():
+            key = f"{name}.{factor}"
+            if key not in tensors:
+                if factor in ("A_train", "B_train"):
+                    raise ValueError(f"{weights!r} lacks tensor {key!r}: the file is incomplete.")
+                continue
+            if tuple(tensors[key].shape) != shape:
+                raise ValueError(f"Tensor {key!r} in {weights!r} has shape {tuple(tensors[key].shape)}, but the "
+                                 f"config (r={config.r}, a={config.a}, b={config.b}) needs {shape}: the file does "
+                                 f"not match its config.")
+        if (f"{name}.A_aux" in tensors) != (f"{name}.B_aux" in tensors):
+            raise ValueError(f"{weights!r} stores only one of the aux factors of {name!r}: the file is incomplete.")
         key_aux = f"{name}.A_aux"
         if key_aux not in tensors:  # regenerate from the seed and check it is what was trained with
-            a_aux = make_aux(config.a, d_in, d_in, config.aux_init, stable_seed(config.projection_seed, name, "A"))
-            b_aux = make_aux(d_out, config.b, config.b, config.aux_init, stable_seed(config.projection_seed, name, "B"))
-            want = meta["aux_fingerprint"][name]
+            if not isinstance(fingerprints, dict) or not isinstance(fingerprints.get(name), list):
+                raise ValueError(f"{str(path / CONFIG_NAME)!r} lacks field 'aux_fingerprint' for {name!r} (and the "
+                                 f"file stores no aux factors): save the adapter again.")
+            a_aux = layer_aux("A", d_in, d_out, config.a, config.b, config.aux_init, config.projection_seed, name)
+            b_aux = layer_aux("B", d_in, d_out, config.a, config.b, config.aux_init, config.projection_seed, name)
+            want = fingerprints[name]
             dtype = module.weight.dtype
             got = aux_fingerprint(a_aux.to(dtype), b_aux.to(dtype))
-            if not torch.allclose(torch.tensor(got), torch.tensor(want), rtol=2e-2, atol=2e-2):
+            if len(want) != len(got) or not torch.allclose(torch.tensor(got), torch.tensor(want, dtype=torch.float32),
+                                                           rtol=2e-2, atol=2e-2):
                 raise ValueError(f"The aux factors regenerated for {name!r} do not match the adapter's fingerprint "
                                  f"(seed {config.projection_seed}): it was saved by another torch RNG or loramini "
                                  f"version. Re-save it with save_projection=True to store the factors.")
@@ -170,21 +315,26 @@ def load_adapter(base_model: nn.Module, path: PathLike) -> nn.Module:
         if tensors[key].shape != value.shape:
             raise ValueError(f"Saved module tensor {key!r} has shape {tuple(tensors[key].shape)}, the base model "
                              f"{tuple(value.shape)}: e.g. a different num_labels. Build the base with the same head.")
-    inject(base_model, config)
-    with torch.no_grad():
-        for name, layer in loramini_layers(base_model):
-            for factor in ("A_train", "B_train", "A_aux", "B_aux"):
-                key = f"{name}.{factor}"
-                if key in tensors:
-                    target = getattr(layer, factor)
-                    if tensors[key].shape != target.shape:
-                        raise ValueError(f"Tensor {key!r} has shape {tuple(tensors[key].shape)}, expected "
-                                         f"{tuple(target.shape)}: the file does not match its config.")
-                    target.copy_(tensors[key])
-                elif factor in ("A_train", "B_train"):
-                    raise ValueError(f"{str(path / WEIGHTS_NAME)!r} lacks tensor {key!r}: the file is incomplete.")
-        for key, param in _head_params(base_model, config.modules_to_save).items():
-            param.copy_(tensors[key])
+    # Past every check: change the model, but keep what is needed to put it back if anything still fails.
+    flags = {p: p.requires_grad for p in base_model.parameters()}
+    head_params = _head_params(base_model, config.modules_to_save)
+    head_backup = {k: p.detach().clone() for k, p in head_params.items()}
+    try:
+        inject(base_model, config)
+        with torch.no_grad():
+            for name, layer in loramini_layers(base_model):
+                for factor in ("A_train", "B_train", "A_aux", "B_aux"):
+                    key = f"{name}.{factor}"
+                    if key in tensors:
+                        getattr(layer, factor).copy_(tensors[key])
+            for key, param in head_params.items():
+                param.copy_(tensors[key])
+    except BaseException:
+        remove_adapters(base_model, flags)
+        with torch.no_grad():
+            for key, param in head_params.items():
+                param.copy_(head_backup[key])
+        raise
     return base_model
 
 
@@ -207,16 +357,18 @@ def export_peft(model: nn.Module, path: PathLike) -> Path:
         with torch.no_grad():
             tensors[f"base_model.model.{name}.lora_A.weight"] = (layer.A_train.float() @ layer.A_aux.float()).cpu().contiguous()
             tensors[f"base_model.model.{name}.lora_B.weight"] = (layer.B_aux.float() @ layer.B_train.float()).cpu().contiguous()
+    bad = [k for k, t in tensors.items() if not torch.isfinite(t).all()]
+    if bad:
+        raise ValueError(f"Refusing to export an adapter with non-finite values (in {bad[:3]}): training diverged.")
     tensors.update(_head_tensors(model, heads, prefix="base_model.model."))
     is_seq_cls = type(model).__name__.endswith("ForSequenceClassification") and bool(heads)
     lora_config = LoraConfig(
-        r=config.r, lora_alpha=config.alpha, use_rslora=config.use_rslora, lora_dropout=config.dropout,
+        r=config.r, lora_alpha=config.resolved_alpha, use_rslora=config.use_rslora, lora_dropout=config.dropout,
         target_modules=[name for name, _ in loramini_layers(model)], modules_to_save=heads or None,
         task_type="SEQ_CLS" if is_seq_cls else None, base_model_name_or_path=_base_name(model),
     )
     data = lora_config.to_dict()
     data = {k: (sorted(v) if isinstance(v, set) else v) for k, v in data.items()}
     data["peft_type"], data["task_type"] = "LORA", ("SEQ_CLS" if is_seq_cls else None)
-    atomic_write(path / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    write_json(path / CONFIG_NAME, data)
+    write_adapter_folder(path, tensors, data)
     return path

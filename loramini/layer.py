@@ -8,9 +8,11 @@
     B_aux   (d_out × b)  frozen buffer, random from (projection_seed, module name)
 
 Dtypes: the aux buffers follow the base layer (device and dtype). The trainable factors are created in
-float32 whatever the base dtype, because with only r·(a+b) numbers per layer the optimizer's small
-updates would round away in bf16/fp16; in the forward pass they are cast to the activation dtype, which
-costs nothing (they are tiny) and lets autograd accumulate fp32 gradients.
+float32 on a bf16/fp16/fp32 base (float64 on a float64 base), because with only r·(a+b) numbers per
+layer the optimizer's small updates would round away in bf16/fp16; in the forward pass they are cast to
+the activation dtype, which costs nothing (they are tiny) and lets autograd accumulate fp32 gradients.
+Products that need precision run in `promote_types(activation dtype, float32)`: fp32, or fp64 for a
+float64 model (so `torch.autograd.gradcheck` works on the layer).
 
 Speed and memory (see `benchmarks/`): the adapter path runs through `LoRAMiniFunction`, a custom autograd
 function. It computes exactly the chain above, but its backward keeps only two thin activations per
@@ -27,6 +29,8 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from .config import adapter_scale, check_rank, resolve_alpha
+
 
 def stable_seed(projection_seed: int, module_name: str, factor: str) -> int:
     """A 63-bit seed from (projection_seed, module name, factor), equal in every process and run.
@@ -35,6 +39,28 @@ def stable_seed(projection_seed: int, module_name: str, factor: str) -> int:
     """
     digest = hashlib.sha256(f"{projection_seed}|{module_name}|{factor}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def aux_shape(factor: str, d_in: int, d_out: int, a: int, b: int) -> tuple[int, int, int]:
+    """(rows, cols, fan_in) of an aux factor: A_aux is a × d_in (fan-in d_in), B_aux is d_out × b (fan-in b)."""
+    if factor == "A":
+        return a, d_in, d_in
+    if factor == "B":
+        return d_out, b, b
+    raise ValueError(f"factor={factor!r}: 'A' or 'B'.")
+
+
+def layer_aux(factor: str, d_in: int, d_out: int, a: int, b: int, init: str, projection_seed: int,
+              name: str) -> torch.Tensor:
+    """The aux factor ('A' or 'B') of the layer `name` (d_in -> d_out), float32 on the CPU: what every
+    `LoRAMiniLinear` with these settings draws, and what `load_adapter` regenerates."""
+    rows, cols, fan_in = aux_shape(factor, d_in, d_out, a, b)
+    return make_aux(rows, cols, fan_in, init, stable_seed(projection_seed, name, factor))
+
+
+def master_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of the trainable factors and of precise products: float32, or float64 on a float64 base."""
+    return torch.promote_types(dtype, torch.float32) if dtype.is_floating_point else torch.float32
 
 
 def make_aux(rows: int, cols: int, fan_in: int, init: str, seed: int) -> torch.Tensor:
@@ -78,7 +104,7 @@ class LoRAMiniFunction(torch.autograd.Function):
     where plain autograd on the chain would go back through the a- and b-wide aux factors. The products
     are written transposed where that gives the matmul a wide output (r × d rather than d × r): on a CPU
     a product with an r-wide output is several times slower. Parameter gradients come back in float32
-    (the trainable factors are fp32 masters).
+    (the trainable factors' dtype: fp32 masters, or fp64 on a float64 model).
     """
 
     @staticmethod
@@ -97,21 +123,23 @@ class LoRAMiniFunction(torch.autograd.Function):
         dtype = h.dtype  # the compute dtype of the forward (also under autocast)
         grad_y = grad_y.to(dtype)
         grad_h_t = _b_eff_t(B_train, B_aux, ctx.scale, dtype) @ grad_y.t()  # (r, N) = (∂L/∂h)ᵀ
+        acc = torch.promote_types(master_dtype(dtype), A_train.dtype)  # fp32 (fp64 on a float64 model)
         grad_x = grad_a = grad_b = None
         if ctx.needs_input_grad[0]:
-            a_eff = (A_train.float() @ A_aux.float()).to(dtype)  # (r, d_in), formed once
+            a_eff = (A_train.to(acc) @ A_aux.to(acc)).to(dtype)  # (r, d_in), formed once
             grad_x = grad_h_t.t() @ a_eff
         if ctx.needs_input_grad[1]:
-            grad_a = grad_h_t.float() @ u.float()  # (r, a); thin operands, so fp32 is cheap
+            grad_a = (grad_h_t.to(acc) @ u.to(acc)).to(A_train.dtype)  # (r, a); thin operands, so fp32 is cheap
         if ctx.needs_input_grad[2]:
-            h_t_grad = (h.t() @ grad_y).float()  # (r, d_out) = (Gᵀ h)ᵀ
-            grad_b = ((h_t_grad @ B_aux.float()) * ctx.scale).t().contiguous()  # (b, r)
+            h_t_grad = (h.t() @ grad_y).to(acc)  # (r, d_out) = (Gᵀ h)ᵀ
+            grad_b = ((h_t_grad @ B_aux.to(acc)) * ctx.scale).t().contiguous().to(B_train.dtype)  # (b, r)
         return grad_x, grad_a, grad_b, None, None, None
 
 
 def _b_eff_t(B_train: torch.Tensor, B_aux: torch.Tensor, scale: float, dtype: torch.dtype) -> torch.Tensor:
-    """(scale · B_aux B_train)ᵀ = scale · B_trainᵀ B_auxᵀ, shape (r, d_out), formed in fp32."""
-    return ((B_train.float().t() @ B_aux.float().t()) * scale).to(dtype)
+    """(scale · B_aux B_train)ᵀ = scale · B_trainᵀ B_auxᵀ, shape (r, d_out), formed in fp32 (fp64 for fp64)."""
+    acc = torch.promote_types(master_dtype(dtype), B_train.dtype)
+    return ((B_train.to(acc).t() @ B_aux.to(acc).t()) * scale).to(dtype)
 
 
 class LoRAMiniLinear(nn.Module):
@@ -119,7 +147,7 @@ class LoRAMiniLinear(nn.Module):
 
     Args:
         base: the `nn.Linear` to adapt. Its weight and bias are used as they are (not copied) and frozen.
-        r, a, b, alpha, dropout, aux_init, use_rslora: see `LoRAMiniConfig`.
+        r, a, b, alpha, dropout, aux_init, use_rslora: see `LoRAMiniConfig` (alpha=None means 2·r).
         name: the module's full name in the model; with `projection_seed` it fixes the aux factors.
 
     Shapes: input (..., d_in) → output (..., d_out), any number of leading dimensions.
@@ -131,7 +159,7 @@ class LoRAMiniLinear(nn.Module):
         r: int = 8,
         a: int = 32,
         b: int = 32,
-        alpha: float = 16.0,
+        alpha: float | None = None,
         dropout: float = 0.0,
         name: str = "",
         projection_seed: int = 0,
@@ -142,6 +170,7 @@ class LoRAMiniLinear(nn.Module):
         if not isinstance(base, nn.Linear):
             raise TypeError(f"LoRAMiniLinear wraps nn.Linear, got {type(base).__name__} for {name!r}.")
         d_out, d_in = base.weight.shape
+        check_rank(r, a, b, where=f"LoRAMiniLinear({name!r})")
         if a > d_in or b > d_out:
             raise ValueError(
                 f"Layer {name!r} ({d_in} -> {d_out}): needs a <= d_in and b <= d_out, got a={a}, b={b}. "
@@ -153,37 +182,54 @@ class LoRAMiniLinear(nn.Module):
             base.bias.requires_grad_(False)
         self.in_features, self.out_features = d_in, d_out
         self.r, self.a, self.b = r, a, b
-        self.alpha, self.use_rslora = alpha, use_rslora
-        self.scale = alpha / (math.sqrt(r) if use_rslora else r)
+        self.alpha, self.use_rslora = resolve_alpha(alpha, r), use_rslora
+        self.scale = adapter_scale(alpha, r, use_rslora)
         self.name, self.projection_seed, self.aux_init = name, projection_seed, aux_init
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.merged = False
 
         device, dtype = base.weight.device, base.weight.dtype
         # Trainable factors: fp32 masters (see module docstring), on the base's device.
-        self.A_train = nn.Parameter(torch.empty(r, a, device=device, dtype=torch.float32))
-        self.B_train = nn.Parameter(torch.zeros(b, r, device=device, dtype=torch.float32))
-        if device.type != "meta":
-            nn.init.kaiming_uniform_(self.A_train, a=math.sqrt(5))  # LoRA's init for A
+        self.A_train = nn.Parameter(torch.empty(r, a, device=device, dtype=master_dtype(dtype)))
+        self.B_train = nn.Parameter(torch.empty(b, r, device=device, dtype=master_dtype(dtype)))
         # Frozen aux factors: non-persistent buffers, so they follow .to() but stay out of state_dict
         # (they are regenerated from the seed; save_adapter stores them only when asked).
         self.register_buffer("A_aux", self._aux("A", device, dtype), persistent=False)
         self.register_buffer("B_aux", self._aux("B", device, dtype), persistent=False)
+        self._init_trainable()
 
     def _aux(self, factor: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        rows, cols, fan_in = (self.a, self.in_features, self.in_features) if factor == "A" else (
-            self.out_features, self.b, self.b)
         if device.type == "meta":  # counting / shape checks without allocating memory
+            rows, cols, _ = aux_shape(factor, self.in_features, self.out_features, self.a, self.b)
             return torch.empty(rows, cols, device="meta", dtype=dtype)
-        seed = stable_seed(self.projection_seed, self.name, factor)
         # Always drawn on the CPU in fp32, then moved: identical on every device and dtype.
-        return make_aux(rows, cols, fan_in, self.aux_init, seed).to(device=device, dtype=dtype)
+        aux = layer_aux(factor, self.in_features, self.out_features, self.a, self.b, self.aux_init,
+                        self.projection_seed, self.name)
+        return aux.to(device=device, dtype=dtype)
+
+    @torch.no_grad()
+    def _init_trainable(self) -> None:
+        if self.A_train.device.type == "meta":
+            return
+        nn.init.kaiming_uniform_(self.A_train, a=math.sqrt(5))  # LoRA's init for A
+        self.B_train.zero_()  # ΔW = 0: the model starts exactly at the pretrained one
 
     def regenerate_aux(self) -> None:
         """Redraw the aux buffers from the seed (e.g. after `to_empty()` on a meta model)."""
         device, dtype = self.base.weight.device, self.base.weight.dtype
         self.A_aux = self._aux("A", device, dtype)
         self.B_aux = self._aux("B", device, dtype)
+
+    def reset_parameters(self) -> None:
+        """Start the adapter over: A_train Kaiming-uniform, B_train = 0 (ΔW = 0), aux redrawn from the seed.
+
+        After `model.to_empty(device=...)` on a model built on the meta device, the adapter's memory is
+        uninitialised: call this (it does not touch the base weights, which the base model's own init
+        or checkpoint loading fills). Leaves the layer unmerged.
+        """
+        self.regenerate_aux()
+        self._init_trainable()
+        self.merged = False
 
     @property
     def weight(self) -> torch.Tensor:
@@ -211,24 +257,33 @@ class LoRAMiniLinear(nn.Module):
         return out + self.adapter_forward(x).to(out.dtype)
 
     def delta_weight(self) -> torch.Tensor:
-        """ΔW = scale · B_aux B_train A_train A_aux, shape (d_out, d_in), computed in fp32."""
-        b_full = self.B_aux.float() @ self.B_train.float()  # (d_out, r)
-        a_full = self.A_train.float() @ self.A_aux.float()  # (r, d_in)
+        """ΔW = scale · B_aux B_train A_train A_aux, shape (d_out, d_in), computed in fp32 (fp64 for fp64)."""
+        acc = torch.promote_types(master_dtype(self.base.weight.dtype), self.A_train.dtype)
+        b_full = self.B_aux.to(acc) @ self.B_train.to(acc)  # (d_out, r)
+        a_full = self.A_train.to(acc) @ self.A_aux.to(acc)  # (r, d_in)
         return (b_full @ a_full) * self.scale
+
+    @torch.no_grad()
+    def merged_weight(self) -> torch.Tensor:
+        """W + ΔW in the base dtype, without changing anything; ValueError if it holds inf/NaN.
+
+        `loramini.merge` computes this for every layer first, so that one bad layer leaves the whole
+        model unmerged (all-or-nothing)."""
+        weight, delta = self.base.weight, self.delta_weight()
+        merged = (weight.to(delta.dtype) + delta).to(weight.dtype)
+        if not torch.isfinite(merged).all():
+            raise ValueError(
+                f"Merging layer {self.name!r} would give non-finite weights in {weight.dtype}: the adapter "
+                f"is too large for this dtype. Check training for divergence, or merge in float32."
+            )
+        return merged
 
     @torch.no_grad()
     def merge(self) -> None:
         """W ← W + ΔW. Refuses (ValueError) if the result would hold inf/NaN in the base dtype."""
         if self.merged:
             return
-        weight = self.base.weight
-        merged = (weight.float() + self.delta_weight()).to(weight.dtype)
-        if not torch.isfinite(merged).all():
-            raise ValueError(
-                f"Merging layer {self.name!r} would give non-finite weights in {weight.dtype}: the adapter "
-                f"is too large for this dtype. Check training for divergence, or merge in float32."
-            )
-        weight.copy_(merged)
+        self.base.weight.copy_(self.merged_weight())
         self.merged = True
 
     @torch.no_grad()
@@ -237,7 +292,8 @@ class LoRAMiniLinear(nn.Module):
         if not self.merged:
             return
         weight = self.base.weight
-        weight.copy_((weight.float() - self.delta_weight()).to(weight.dtype))
+        delta = self.delta_weight()
+        weight.copy_((weight.to(delta.dtype) - delta).to(weight.dtype))
         self.merged = False
 
     def extra_repr(self) -> str:

@@ -29,8 +29,8 @@ import json
 import math
 import os
 import re
-import resource
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -52,7 +52,26 @@ DEFAULT_HEAD_LR = {"loramini": 5e-4, "lora": 5e-4, "full": 5e-5, "head": 1e-3}
 # The offline tiny RoBERTa (hidden 64, pretrained for seconds) wants ~4x larger rates; same ratios.
 TINY_LR = {"loramini": 8e-3, "lora": 2e-3, "full": 1e-3, "head": 4e-3}
 TINY_HEAD_LR = {"loramini": 8e-3, "lora": 8e-3, "full": 1e-3, "head": 4e-3}
-HEAD_PATTERN = re.compile(r"(^|\.)(classifier|score)\.")
+from .inject import HEAD_PATTERN  # noqa: E402  the head-name rule lives with the other module-name rules
+
+
+class TrainingDiverged(ValueError):
+    """The training loss became NaN or infinite: the run stops, and no result or adapter is written."""
+
+
+class History(dict):
+    """The history dict `train` returns: plain JSON data, plus the trained model as an attribute.
+
+    `history["trained_model"]` (and `history.trained_model`) give the model, but it is not one of the
+    dict's items, so `json.dumps(history)` works and history.json holds exactly the same keys.
+    """
+
+    trained_model: Optional[nn.Module] = None
+
+    def __missing__(self, key):
+        if key == "trained_model" and self.trained_model is not None:
+            return self.trained_model
+        raise KeyError(key)
 
 
 @dataclass
@@ -108,13 +127,12 @@ class TrainConfig:
 
         require_positive_ints(self, ("epochs", "batch_size", "eval_batch_size", "grad_accum_steps", "max_length",
                                      "r", "a", "b"))
+        from .config import require_finite_positive
+
         for name in ("lr", "head_lr", "alpha"):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and value > 0):
-                raise ValueError(f"TrainConfig.{name}={value!r}: must be a number > 0 (or None for the default).")
-        if self.method == "loramini" and self.r > min(self.a, self.b):
-            raise ValueError(f"TrainConfig r={self.r} > min(a, b)={min(self.a, self.b)}: rank(ΔW) <= min(r, a, b); "
-                             f"lower r or raise a/b.")
+            require_finite_positive("TrainConfig", name, getattr(self, name), hint=" (or None for the default)")
+        if self.method == "loramini":
+            self.adapter_config()  # LoRAMiniConfig validates the adapter fields (r <= min(a, b), ...)
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"TrainConfig.warmup_ratio={self.warmup_ratio!r}: must satisfy 0 <= warmup_ratio < 1.")
         if self.max_train_samples is not None and (not isinstance(self.max_train_samples, int) or self.max_train_samples < 1):
@@ -138,7 +156,21 @@ class TrainConfig:
 
     @property
     def lora_alpha(self) -> float:
-        return self.alpha if self.alpha is not None else 2.0 * self.r
+        """The adapter's alpha: `alpha`, or 2·r when None (the package's one default, `config.default_alpha`)."""
+        from .config import resolve_alpha
+
+        return resolve_alpha(self.alpha, self.r)
+
+    def adapter_config(self) -> "LoRAMiniConfig":  # noqa: F821
+        """The `LoRAMiniConfig` these fields describe (the adapter fields are LoRAMiniConfig's, passed on)."""
+        from .config import LoRAMiniConfig
+
+        try:
+            return LoRAMiniConfig(r=self.r, a=self.a, b=self.b, alpha=self.alpha, dropout=self.dropout,
+                                  target_modules=self.target_modules, projection_seed=self.projection_seed,
+                                  aux_init=self.aux_init)
+        except (ValueError, TypeError) as err:  # the same rule and words, under this class's name
+            raise type(err)(str(err).replace("LoRAMiniConfig.", "TrainConfig.", 1)) from None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -217,12 +249,7 @@ def apply_method(model: nn.Module, config: TrainConfig) -> nn.Module:
 
     heads = default_head(model)
     if config.method == "loramini":
-        from .config import LoRAMiniConfig
-
-        return inject(model, LoRAMiniConfig(
-            r=config.r, a=config.a, b=config.b, alpha=config.lora_alpha, dropout=config.dropout,
-            target_modules=config.target_modules, projection_seed=config.projection_seed,
-            aux_init=config.aux_init))
+        return inject(model, config.adapter_config())
     if config.method == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -281,8 +308,15 @@ def _latest_checkpoint(output_dir: Optional[str]) -> Optional[Path]:
     root = Path(output_dir or "") / "checkpoints"
     if not output_dir or not root.is_dir():
         return None
-    done = [p for p in root.glob("step-*") if (p / "state.json").is_file()]
+    done = [p for p in root.glob("step-*") if (p / "state.json").is_file() and p.name[5:].isdigit()]
     return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def _unreadable(path: Path, err: BaseException) -> ValueError:
+    """One line naming the checkpoint file, what is wrong, and the way out."""
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return ValueError(f"Checkpoint file {path} is unreadable or incomplete ({reason}): delete {path.parent} or start "
+                      f"over with --no-resume (resume=False).")
 
 
 def _rng_state() -> dict[str, torch.Tensor]:
@@ -325,14 +359,23 @@ def load_checkpoint(accelerator, model, optimizer, scheduler, folder: Path, conf
     """Restore model, optimizer, scheduler and RNG from `folder`; returns its state.json."""
     from safetensors.torch import load_file
 
-    state = json.loads((folder / "state.json").read_text())
+    def read(name: str, loader):
+        try:
+            return loader(folder / name)
+        except Exception as err:  # truncated, empty, not JSON, a missing file: one line, with the file
+            raise _unreadable(folder / name, err) from None
+
+    state = read("state.json", lambda p: json.loads(p.read_text()))
+    keys = ("config", "history", "epoch", "batches_in_epoch", "global_step")
+    if not isinstance(state, dict) or not all(k in state for k in keys) or not isinstance(state["config"], dict):
+        raise _unreadable(folder / "state.json", ValueError(f"expected the keys {list(keys)}"))
     saved = {k: v for k, v in state["config"].items() if k not in ("output_dir", "resume", "progress", "epochs")}
     current = {k: v for k, v in config.to_dict().items() if k in saved}
     if saved != current:
         diff = {k: (saved[k], current[k]) for k in saved if saved[k] != current[k]}
         raise ValueError(f"The checkpoint in {folder} was made with other settings {diff} (saved, now). "
                          f"Use another output_dir, or resume=False to start over.")
-    trainable = load_file(str(folder / "trainable.safetensors"))
+    trainable = read("trainable.safetensors", lambda p: load_file(str(p)))
     unwrapped = accelerator.unwrap_model(model)
     params = dict(unwrapped.named_parameters())
     missing = [n for n, p in params.items() if p.requires_grad and n not in trainable]
@@ -341,10 +384,10 @@ def load_checkpoint(accelerator, model, optimizer, scheduler, folder: Path, conf
     with torch.no_grad():
         for name, tensor in trainable.items():
             params[name].copy_(tensor)
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True, map_location="cpu"))
-    scheduler.load_state_dict(json.loads((folder / "scheduler.json").read_text()))
-    rng_file = folder / f"rng-{accelerator.process_index}.safetensors"
-    state["rng"] = load_file(str(rng_file)) if rng_file.is_file() else None
+    read("optimizer.pt", lambda p: optimizer.load_state_dict(torch.load(p, weights_only=True, map_location="cpu")))
+    read("scheduler.json", lambda p: scheduler.load_state_dict(json.loads(p.read_text())))
+    # Without its RNG state the dropout stream (and the result) would differ from an uninterrupted run.
+    state["rng"] = read(f"rng-{accelerator.process_index}.safetensors", lambda p: load_file(str(p)))
     return state
 
 
@@ -385,6 +428,8 @@ def train(model, task, config: Optional[TrainConfig] = None, *, tokenizer=None, 
     The history dict: method, task, config, steps [{step, epoch, loss, lr}], epochs [{epoch, train_loss,
     eval}], final ({split: metrics}), main_metric, metric, params (count_parameters), adapter_bytes,
     adapter_dir, wall_time_s, peak_memory_mb. With `output_dir` it is also written to history.json.
+    `history["trained_model"]` is the trained model (an attribute of the returned `History`, not a JSON item).
+    A NaN/Inf loss raises `TrainingDiverged` (a ValueError) and writes no history, result or adapter.
     """
     import datasets
     from accelerate import Accelerator
@@ -398,6 +443,7 @@ def train(model, task, config: Optional[TrainConfig] = None, *, tokenizer=None, 
 
     config = dataclasses.replace(config or TrainConfig(), **overrides)
     config = config.resolved(tiny=isinstance(model, str) and model == "tiny")
+    _reset_accelerate_state()  # another train() in this process may have used another mixed_precision
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),  # on a CPU-only machine this makes torchrun's processes one gloo group
         mixed_precision=resolve_precision(config.mixed_precision),
@@ -410,6 +456,7 @@ def train(model, task, config: Optional[TrainConfig] = None, *, tokenizer=None, 
     model_name = str(model) if not isinstance(model, nn.Module) else type(model).__name__
     world = task if isinstance(task, SyntheticTask) else None
     model, tokenizer = build_model(model, spec, tokenizer, dataset, seed=config.seed, world=world)
+    _check_max_length(model, config.max_length)
     set_seed(config.seed)  # adapter init depends on the seed only, not on what loading consumed
     model = apply_method(model, config)
     counts = count_parameters(model)
@@ -432,14 +479,19 @@ def train(model, task, config: Optional[TrainConfig] = None, *, tokenizer=None, 
     # Not prepared by accelerate (which would step it once per process): one step per optimizer update.
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_updates), total_updates)
 
-    history: dict[str, Any] = {"method": config.method, "task": spec.name, "model": model_name,
-                               "config": config.to_dict(), "steps": [], "epochs": [], "wall_time_s": 0.0}
+    history: dict[str, Any] = History({"method": config.method, "task": spec.name, "model": model_name,
+                                       "config": config.to_dict(), "steps": [], "epochs": [], "wall_time_s": 0.0})
     start_epoch, skip_batches, global_step, rng = 0, 0, 0, None
     checkpoint = _latest_checkpoint(config.output_dir) if config.resume else None
     if checkpoint is not None:
         state = load_checkpoint(accelerator, model, optimizer, scheduler, checkpoint, config)
-        history, rng = state["history"], state["rng"]
+        history, rng = History(state["history"]), state["rng"]
         start_epoch, skip_batches, global_step = state["epoch"], state["batches_in_epoch"], state["global_step"]
+        needed = start_epoch + (1 if skip_batches else 0)
+        if needed > config.epochs:  # its weights are past the end of this run: nothing could report them
+            raise ValueError(f"The checkpoint {checkpoint} (step {global_step}) is already into epoch {needed}, past "
+                             f"epochs={config.epochs}: resume with epochs >= {needed} (--epochs), or start over with "
+                             f"--no-resume (resume=False).")
         accelerator.print(f"Resuming from {checkpoint} (step {global_step}).")
 
     metric_name = main_metric(spec)
@@ -471,6 +523,12 @@ def train(model, task, config: Optional[TrainConfig] = None, *, tokenizer=None, 
             global_step += 1
             step_loss = accelerator.reduce(torch.stack(step_losses).mean(), "mean").item()
             step_losses = []
+            if not math.isfinite(step_loss):
+                bar.close()
+                raise TrainingDiverged(
+                    f"Training diverged at step {global_step} (epoch {epoch}): the loss is {step_loss}. Lower the "
+                    f"learning rate (--lr, now {config.lr:g}) or alpha (--alpha, now {config.lora_alpha:g}), and check "
+                    f"the labels for NaN/Inf. Nothing was written.")
             epoch_losses.append(step_loss)
             history["steps"].append({"step": global_step, "epoch": epoch, "loss": step_loss,
                                      "lr": scheduler.get_last_lr()[0]})
@@ -511,8 +569,31 @@ def train(model, task, config: Optional[TrainConfig] = None, *, tokenizer=None, 
         if config.output_dir:
             write_json(Path(config.output_dir) / "history.json", history)
     accelerator.wait_for_everyone()
-    history["trained_model"] = unwrapped  # not written to JSON
+    history.trained_model = unwrapped  # history["trained_model"] works; JSON never sees it
     return history
+
+
+def _reset_accelerate_state() -> None:
+    """Forget the previous run's AcceleratorState (mixed precision, ...) but keep the process group, so a
+    notebook can call `train` again with other settings without restarting the kernel."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
+
+
+def _check_max_length(model: nn.Module, max_length: int) -> None:
+    """Refuse a max_length the model's position embeddings cannot hold (else: an index error mid-training)."""
+    cfg = getattr(model, "config", None)
+    positions = getattr(cfg, "max_position_embeddings", None)
+    if not isinstance(positions, int):
+        return
+    # RoBERTa numbers positions from padding_idx + 1, so pad_token_id + 1 of them are never used.
+    limit = positions - (cfg.pad_token_id + 1 if getattr(cfg, "model_type", "") in ("roberta", "xlm-roberta", "camembert")
+                         and isinstance(getattr(cfg, "pad_token_id", None), int) else 0)
+    if max_length > limit:
+        raise ValueError(f"max_length={max_length} is more than this model's {limit} positions "
+                         f"(max_position_embeddings={positions}): use --max-length {limit} or less.")
 
 
 def history_epoch_loss(history: dict, epoch: int) -> float:
@@ -520,11 +601,18 @@ def history_epoch_loss(history: dict, epoch: int) -> float:
     return sum(losses) / len(losses) if losses else float("nan")
 
 
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak GPU memory allocated by torch, or (CPU) the process's peak resident memory, in MiB."""
+def peak_memory_mb(device: torch.device) -> Optional[float]:
+    """Peak GPU memory allocated by torch, or (CPU) the process's peak resident memory, in MiB.
+
+    None where the platform does not say (Windows has no `resource` module)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    try:
+        import resource  # POSIX only: imported here so that `import loramini` works on Windows
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # macOS reports bytes, Linux KiB
 
 
 def plot_history(*histories: Union[dict, str, Path], labels: Optional[list[str]] = None, smooth: int = 10):
