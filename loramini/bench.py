@@ -552,25 +552,61 @@ def write_results(results: dict, out: Path, machine: str) -> tuple[Path, Path]:
     return json_path, md_path
 
 
+def _device(text: str) -> str:
+    """An argparse type: a torch device string ("cpu", "cuda", "cuda:1")."""
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device: use cpu or cuda (cuda:N)") from None
+    if device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"{text!r}: the benchmark runs on cpu or cuda")
+    return text
+
+
+DTYPES = ("float32", "bfloat16", "float16", "float64")
+
+
+def _count(minimum: int):
+    """An argparse type: an integer >= `minimum`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be >= {minimum}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
 def main(argv: Optional[list[str]] = None) -> int:
-    """Command line: `python -m loramini bench [--quick] [--device cuda] ...`; returns the exit status 0."""
-    p = argparse.ArgumentParser(prog="loramini bench", description=__doc__.split("\n\n")[0])
+    """Command line: `python -m loramini bench [--quick] [--device cuda] ...`; returns the exit status 0.
+
+    A bad flag or value: one line on stderr and exit status 2 (the same parser as `python -m loramini`)."""
+    from .cli import OneLineParser
+
+    p = OneLineParser(prog="python -m loramini bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes and few repeats (< 2 min on 2 CPU cores)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--dtype", default=None, help="float32 / bfloat16 (default: float32 on CPU, bfloat16 on CUDA)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--device", type=_device, default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--dtype", choices=DTYPES, default=None,
+                   help="float32 / bfloat16 / float16 / float64 (default: float32 on CPU, bfloat16 on CUDA)")
+    p.add_argument("--threads", type=_count(1), default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                    help="wall time (default) or cpu = CPU seconds of this process (robust on a shared machine)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="folder for <machine>.json/.md")
     p.add_argument("--machine", default=None, help="results file name (default: e.g. cpu-2core, cuda-nvidia-h200)")
-    p.add_argument("--batch", type=int, default=None)
-    p.add_argument("--seq", type=int, default=None)
-    p.add_argument("--tokens", type=int, default=None, help="tokens per call in the layer benchmark")
-    p.add_argument("--warmup", type=int, default=None)
-    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--batch", type=_count(1), default=None, help="rows per training batch")
+    p.add_argument("--seq", type=_count(1), default=None, help="tokens per row")
+    p.add_argument("--tokens", type=_count(1), default=None, help="tokens per call in the layer benchmark")
+    p.add_argument("--warmup", type=_count(0), default=None, help="untimed rounds first")
+    p.add_argument("--repeats", type=_count(1), default=None, help="timed rounds")
     p.add_argument("--no-reference", action="store_true", help="skip the simple-chain ('before') LoRA-Mini variant")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        p.error(f"--device {args.device}: torch.cuda.is_available() is False; run on a GPU machine or use --device cpu")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

@@ -12,12 +12,11 @@ behind a firewall (`data_dir=` a local GLUE folder, or the synthetic task, which
 from __future__ import annotations
 
 import csv
+import math
 import os
-import socket
 import warnings
 from pathlib import Path
 from typing import Optional, Union
-from urllib.parse import urlparse
 
 import datasets
 import torch
@@ -111,18 +110,11 @@ def _offline_help(spec: TaskSpec, reason: str) -> str:
 
 
 def _hub_reachable(timeout: float = 3.0) -> Optional[str]:
-    """None if a TCP connection to the hub opens within `timeout` seconds, else the reason it did not.
+    """None if the hub answers, else the reason: `loramini.models.hub_unreachable_reason` (one check for
+    models and data, through huggingface_hub's client and the proxy settings)."""
+    from .models import hub_unreachable_reason
 
-    One quick probe instead of the hub client's own five retries with back-off (~25 s when offline)."""
-    from huggingface_hub import constants
-
-    url = urlparse(constants.ENDPOINT)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((url.hostname, port), timeout=timeout).close()
-        return None
-    except OSError as err:
-        return f"{url.hostname}:{port} unreachable: {err}"
+    return hub_unreachable_reason(timeout)
 
 
 def _load_glue_hub(spec: TaskSpec) -> DatasetDict:
@@ -163,7 +155,17 @@ def read_glue_tsv(path: Union[str, Path], task: TaskLike) -> dict[str, list]:
     spec = _spec(task)
     where = _TSV_COLUMNS[spec.name]
     names = _label_names(spec)
-    with open(path, encoding="utf-8-sig", newline="") as f:
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            text = f.read()
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start}); GLUE's TSV files are "
+                         f"UTF-8 text. Is this the right file?") from None
+    if "\x00" in text:
+        raise ValueError(f"{path}: holds NUL bytes, so it is binary, not one of GLUE's TSV text files.")
+    import io
+
+    with io.StringIO(text, newline="") as f:
         rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         header = None if all(isinstance(c, int) for c in where.values()) else next(rows, [])
         try:
@@ -183,18 +185,24 @@ def read_glue_tsv(path: Union[str, Path], task: TaskLike) -> dict[str, list]:
             columns["label"].append(_parse_label(row[index["label"]], spec, names, f"{path}:{line}"))
     if skipped:
         warnings.warn(f"{path}: skipped {skipped} malformed row(s) with fewer than {need} tab-separated fields.")
+    if not columns["label"]:
+        raise ValueError(f"{path}: no data rows{' after the header' if header is not None else ''} "
+                         f"({skipped} malformed). Give the full {spec.glue_dir} file.")
     return columns
 
 
 def _parse_label(value: str, spec: TaskSpec, names: tuple[str, ...], where: str) -> Union[int, float]:
     try:
         if spec.is_regression:
-            return float(value)
+            score = float(value)
+            if math.isfinite(score):
+                return score
+            raise ValueError  # a NaN/Inf score would turn the training loss into NaN
         label = names.index(value) if value in names else int(value)
     except ValueError:
         label = None
     if label is None or (not spec.is_regression and not 0 <= label < len(names)):
-        expected = "a number" if spec.is_regression else f"one of {list(names)} or 0..{len(names) - 1}"
+        expected = "a finite number" if spec.is_regression else f"one of {list(names)} or 0..{len(names) - 1}"
         raise ValueError(f"{where}: label {value!r} is not {expected} (task {spec.name!r}).")
     return label
 
@@ -227,8 +235,23 @@ def load_local_files(train_file: Union[str, Path], validation_file: Union[str, P
         if not spec.is_regression and ds.features["label"].dtype not in ("int8", "int16", "int32", "int64"):
             raise ValueError(f"{files[split]}: labels are {ds.features['label'].dtype}, not integers; map them "
                              f"to 0..{spec.num_labels - 1} first.")
+        _check_labels(ds["label"], spec, files[split])
     dsdict = DatasetDict({s: ds.select_columns(columns).cast(features_for(spec)) for s, ds in raw.items()})
     return _subsample(dsdict, max_train_samples, seed)
+
+
+def _check_labels(labels: list, spec: TaskSpec, where: str) -> None:
+    """One clear error for the first bad label: out of range (classification), missing or NaN/Inf (regression)."""
+    for row, value in enumerate(labels, start=1):
+        if spec.is_regression:
+            ok = isinstance(value, (int, float)) and math.isfinite(value)
+            want = "a finite number"
+        else:
+            ok = isinstance(value, int) and 0 <= value < spec.num_labels
+            want = f"an integer in 0..{spec.num_labels - 1}"
+        if not ok:
+            raise ValueError(f"{where}: row {row} has label {value!r}, not {want} (task {spec.name!r}). Fix or drop "
+                             f"that row.")
 
 
 def _subsample(dsdict: DatasetDict, max_train_samples: Optional[int], seed: int) -> DatasetDict:

@@ -7,6 +7,8 @@ for tests, CI and smoke-mode notebooks; `load_model()` is the real `from_pretrai
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 # Shapes of the published checkpoints (their config.json), so counting needs no network.
@@ -64,7 +66,7 @@ def load_model(name_or_path, num_labels: int = 2, **kwargs):
         if local:
             raise ValueError(f"Could not load a model from folder {str(name_or_path)!r}: {err}. The folder needs "
                              f"config.json and the weights (model.safetensors or pytorch_model.bin).") from None
-    if _hub_unreachable():
+    if hub_unreachable_reason() is not None:
         raise ConnectionError(
             f"Model {str(name_or_path)!r} is not a local folder, not in the Hugging Face cache, and the hub is "
             f"unreachable. Offline options: pass a local model folder (with config.json), or use the offline "
@@ -72,18 +74,23 @@ def load_model(name_or_path, num_labels: int = 2, **kwargs):
     return AutoModelForSequenceClassification.from_pretrained(name_or_path, num_labels=num_labels, **kwargs)
 
 
-def _hub_unreachable(timeout: float = 3.0) -> bool:
-    """True unless a TCP connection to the hub opens within `timeout` s (one probe, no retry storm)."""
-    import socket
-    from urllib.parse import urlparse
+def hub_unreachable_reason(timeout: float = 3.0) -> Optional[str]:
+    """None if the Hugging Face hub answers, else why not: the one reachability check of the package.
 
+    Offline mode (`HF_HUB_OFFLINE=1`, as huggingface_hub reads it) means unreachable without a probe.
+    Otherwise one HTTP HEAD on the hub's endpoint through huggingface_hub's own HTTP client, so proxy
+    settings (HTTPS_PROXY, ...) and HF_ENDPOINT apply as they do for downloads; any answer, even an error
+    status, means reachable. One probe instead of the hub client's retries with back-off (~25 s offline).
+    """
     from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
 
     if constants.HF_HUB_OFFLINE:
-        return True
-    url = urlparse(constants.ENDPOINT)
+        return "HF_HUB_OFFLINE is set"
+    endpoint = constants.ENDPOINT
     try:
-        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
-        return False
-    except OSError:
-        return True
+        get_session().head(endpoint, timeout=timeout, follow_redirects=False)
+        return None
+    except Exception as err:  # connection refused, DNS, proxy, TLS, timeout: all mean "not reachable now"
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return f"{endpoint.split('://', 1)[-1].rstrip('/')} unreachable: {reason}"

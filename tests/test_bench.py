@@ -122,3 +122,15 @@ def test_adapter_bytes_exact(results, tmp_path):
 def test_unknown_clock_is_a_value_error():
     with pytest.raises(ValueError, match="clock"):
         bench.run(device="cuda" if torch.cuda.is_available() else "cpu", clock="sundial", progress=False)
+
+
+@pytest.mark.parametrize("argv,needle", [(["--device", "xyz"], "--device"), (["--dtype", "float99"], "--dtype"),
+                                         (["--threads", "-3"], "--threads"), (["--batch", "0"], "--batch"),
+                                         (["--repeats", "two"], "--repeats")])
+def test_bad_bench_flags_are_one_line_and_exit_2(argv, needle, capsys):
+    from loramini.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["bench", *argv])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and err.count("\n") == 1 and needle in err and "Traceback" not in err

@@ -131,14 +131,17 @@ def test_mnli_two_dev_files_and_gold_label(tmp_path):
     dev = [dev_header, tsv("0", "63735", "63735n", "slate", *parse, "The new rights are nice enough",
                            "Everyone really likes the newest benefits ", "neutral", "entailment", "neutral",
                            "contradiction", "neutral", "contradiction")]
-    write_task(tmp_path, "MNLI", {"train.tsv": train, "dev_matched.tsv": dev, "dev_mismatched.tsv": dev[:1]})
+    write_task(tmp_path, "MNLI", {"train.tsv": train, "dev_matched.tsv": dev, "dev_mismatched.tsv": dev + dev[1:]})
     ds = load_glue("mnli", data_dir=tmp_path)
     assert list(ds) == ["train", "validation_matched", "validation_mismatched"]
     assert ds["train"].column_names == ["premise", "hypothesis", "label"]
     assert ds["train"][0]["hypothesis"] == "Product and geography are what make cream skimming work. "
     assert ds["train"]["label"] == [1]  # neutral
     assert ds["validation_matched"]["label"] == [2]  # gold_label (last column), not label1
-    assert len(ds["validation_mismatched"]) == 0
+    assert len(ds["validation_mismatched"]) == 2
+    write_task(tmp_path, "MNLI", {"dev_mismatched.tsv": dev[:1]})  # header only: an error naming the file
+    with pytest.raises(ValueError, match=r"dev_mismatched.tsv: no data rows after the header"):
+        load_glue("mnli", data_dir=tmp_path)
 
 
 def test_task_folder_itself_and_missing_files(tmp_path):
@@ -162,7 +165,7 @@ def test_bad_label_names_file_and_line(tmp_path):
 def test_short_rows_are_skipped_with_a_warning(tmp_path):
     header = tsv("id", "qid1", "qid2", "question1", "question2", "is_duplicate")
     write_task(tmp_path, "QQP", {"train.tsv": [header, tsv("1", "2", "3", "q1", "q2", "1"), tsv("2", "3", "q")],
-                                 "dev.tsv": [header]})
+                                 "dev.tsv": [header, tsv("1", "2", "3", "q1", "q2", "0")]})
     with pytest.warns(UserWarning, match="skipped 1 malformed"):
         ds = load_glue("qqp", data_dir=tmp_path)
     assert ds["train"]["question1"] == ["q1"]

@@ -423,3 +423,98 @@ def test_import_without_resource_module_and_macos_units(monkeypatch):
     monkeypatch.setattr(sys, "platform", "darwin")  # ru_maxrss is in bytes there
     assert peak_memory_mb(torch.device("cpu")) == pytest.approx(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, rel=0.01)
+
+
+# ------------------------------------------------------------------ data: errors with the file and the value
+def write_glue(root, folder, name, text):
+    (root / folder).mkdir(parents=True, exist_ok=True)
+    (root / folder / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+
+
+def test_nan_score_in_an_stsb_row_is_refused_with_file_and_line(tmp_path):
+    from loramini.data import load_glue
+
+    header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+    row = "0\tmain\tf\t2012\t0\tnone\tnone\ta man\ta woman\t{}\n"
+    write_glue(tmp_path, "STS-B", "train.tsv", header + row.format("2.5") + row.format("nan"))
+    write_glue(tmp_path, "STS-B", "dev.tsv", header + row.format("1.0"))
+    with pytest.raises(ValueError, match=r"STS-B/train.tsv:3: label 'nan' is not a finite number"):
+        load_glue("stsb", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x00binary", b"sentence\tlabel\n\x00\x01\x02\n"])
+def test_binary_tsv_is_one_clear_error_naming_the_file(tmp_path, content):
+    from loramini.data import load_glue
+
+    write_glue(tmp_path, "SST-2", "train.tsv", content)
+    write_glue(tmp_path, "SST-2", "dev.tsv", "sentence\tlabel\nok\t1\n")
+    with pytest.raises(ValueError, match=r"SST-2/train.tsv: .*(UTF-8|binary)") as err:
+        load_glue("sst2", data_dir=tmp_path)
+    assert "\n" not in str(err.value)
+
+
+def test_header_only_tsv_names_the_file(tmp_path):
+    from loramini.data import load_glue
+
+    write_glue(tmp_path, "SST-2", "train.tsv", "sentence\tlabel\n")
+    write_glue(tmp_path, "SST-2", "dev.tsv", "sentence\tlabel\nok\t1\n")
+    with pytest.raises(ValueError, match=r"SST-2/train.tsv: no data rows"):
+        load_glue("sst2", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("task,rows,match", [("sst2", "sentence,label\nhi,1\nyo,7\n", r"row 2 has label 7.*0\.\.1"),
+                                             ("stsb", "sentence1,sentence2,label\na,b,1.5\nc,d,\n", r"row 2 has label None")])
+def test_bad_label_in_a_csv_names_file_row_and_value(tmp_path, task, rows, match):
+    from loramini.data import load_local_files
+
+    (tmp_path / "train.csv").write_text(rows)
+    (tmp_path / "dev.csv").write_text(rows.split("\n")[0] + "\n" + rows.split("\n")[1] + "\n")
+    with pytest.raises(ValueError, match=rf"train.csv: {match}"):
+        load_local_files(tmp_path / "train.csv", tmp_path / "dev.csv", task)
+
+
+# ------------------------------------------------------------------ 14. one hub check, through the proxy settings
+@pytest.fixture
+def proxy(monkeypatch):
+    """A local HTTP proxy that answers every request, and an endpoint only the proxy can reach."""
+    import http.server
+    import threading
+
+    from huggingface_hub import constants
+    from huggingface_hub.utils import close_session
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    for var in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setattr(constants, "ENDPOINT", "http://hub.invalid")  # DNS cannot resolve it: only a proxy helps
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    close_session()  # the hub client reads the proxy settings when it is created
+    yield
+    server.shutdown()
+    monkeypatch.undo()
+    close_session()
+
+
+def test_hub_check_goes_through_the_proxy(proxy):
+    from loramini import data, models
+
+    assert models.hub_unreachable_reason() is None and data._hub_reachable() is None
+
+
+def test_hub_check_honours_offline_mode(monkeypatch):
+    from huggingface_hub import constants
+
+    from loramini import data, models
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert "HF_HUB_OFFLINE" in models.hub_unreachable_reason() and "HF_HUB_OFFLINE" in data._hub_reachable()
