@@ -10,6 +10,7 @@ and a run killed half-way resumes where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -57,16 +58,25 @@ def run_ablation(
     rows = []
     bar = tqdm(cells, desc=desc, unit="cell")
     for params in bar:
-        path = cache_dir / f"cell-{cell_key(params)}.json"
-        cached = path.is_file()
-        if cached:
-            result = json.loads(path.read_text())["result"]
-        else:
-            bar.set_postfix_str(", ".join(f"{k}={v}" for k, v in params.items() if k in grid))
-            result = run_cell(dict(params))
-            write_json(path, {"params": params, "result": result})  # atomic: a killed run leaves no half cell
+        bar.set_postfix_str(", ".join(f"{k}={v}" for k, v in params.items() if k in grid))
+        cached = cell_path(params, cache_dir).is_file()
+        result = cached_run(params, run_cell, cache_dir)
         rows.append({**{k: _plain(v) for k, v in params.items()}, **result, "cached": cached})
     return pd.DataFrame(rows)
+
+
+def cell_path(params: Cell, cache_dir: Union[str, Path]) -> Path:
+    return Path(cache_dir) / f"cell-{cell_key(params)}.json"
+
+
+def cached_run(params: Cell, run_cell: Callable[[Cell], dict], cache_dir: Union[str, Path]) -> dict:
+    """`run_cell(params)`, or its result read back from `cache_dir` when this exact cell ran before."""
+    path = cell_path(params, cache_dir)
+    if path.is_file():
+        return json.loads(path.read_text())["result"]
+    result = run_cell(dict(params))
+    write_json(path, {"params": params, "result": result})  # atomic: a killed run leaves no half cell
+    return result
 
 
 def _plain(value: Any) -> Any:
@@ -103,7 +113,7 @@ def plot_vs(table, x: str, metric: str, hue: Optional[str] = None, ax=None, logx
 
 
 # ---------------------------------------------------------------- the standard cell: one training run
-_CELL_KEYS = {"model", "task", "data_dir"}
+_CELL_KEYS = {"model", "task", "data_dir", "eval_split"}
 
 
 def train_cell(params: Cell) -> dict:
@@ -122,12 +132,48 @@ def train_cell(params: Cell) -> dict:
         plain_names = isinstance(targets, str) and targets not in PRESETS and re.fullmatch(r"[\w.,]+", targets)
         params["target_modules"] = targets.split(",") if plain_names else targets
     run = {k: params.pop(k) for k in list(params) if k in _CELL_KEYS}
-    history = train(run.get("model", "tiny"), run.get("task", "synthetic"), TrainConfig(progress=False, **params),
+    task = run.get("task", "synthetic")
+    if "eval_split" in run:  # the protocol's runs: a selection split carved from train (see `carve_task`)
+        task = carve_task(task, run.get("data_dir"), params.pop("max_train_samples", None), params.get("seed", 0),
+                          run["eval_split"])
+    history = train(run.get("model", "tiny"), task, TrainConfig(progress=False, **params),
                     data_dir=run.get("data_dir"))
     counts = history["params"]
     return {"metric": history["metric"], "main_metric": history["main_metric"], "adapter_params": counts["adapter"],
             "trainable_params": counts["trainable"], "adapter_bytes": history["adapter_bytes"],
+            "lr": history["config"]["lr"], "head_lr": history["config"]["head_lr"],
+            "final_train_loss": history["epochs"][-1]["train_loss"] if history["epochs"] else None,
             "wall_time_s": history["wall_time_s"]}
+
+
+SELECTION_ROWS = 500  # rows carved out of train to choose learning rates on
+
+
+def carve_task(task: str, data_dir=None, max_train_samples: Optional[int] = None, seed: int = 0,
+               eval_split: str = "validation"):
+    """`task` with a selection split carved from its training data, ready for `train`.
+
+    The same `SELECTION_ROWS` rows (at most a fifth of train; fixed seed) are always held out of training, so a
+    sweep scored on them ("selection") and the final runs scored on the reported validation set ("validation")
+    train on the same pool; `max_train_samples` then draws a `seed`-dependent subset of that pool.
+    """
+    from datasets import DatasetDict
+
+    from .synthetic import is_synthetic, make_synthetic
+    from .train import load_task
+
+    if eval_split not in ("selection", "validation"):
+        raise ValueError(f"eval_split={eval_split!r}: choose 'selection' (for tuning) or 'validation' (to report).")
+    world = make_synthetic(task) if is_synthetic(task) else None
+    dataset, spec, _ = load_task(world or task, None, data_dir)
+    pool = dataset["train"]
+    parts = pool.train_test_split(test_size=min(SELECTION_ROWS, len(pool) // 5), seed=1234, shuffle=True)
+    train_rows = parts["train"]
+    if max_train_samples is not None:
+        train_rows = train_rows.shuffle(seed=seed).select(range(min(max_train_samples, len(train_rows))))
+    evaluated = parts["test"] if eval_split == "selection" else dataset[spec.eval_splits[0]]
+    carved = DatasetDict({"train": train_rows, spec.eval_splits[0]: evaluated})
+    return dataclasses.replace(world, dataset=carved) if world is not None else (carved, spec)
 
 
 def main(argv=None) -> int:

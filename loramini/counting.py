@@ -65,7 +65,7 @@ class ParameterCounts:
 
 def _is_adapter_param(name: str) -> bool:
     leaf = name.rsplit(".", 1)[-1]
-    return leaf in ("A_train", "B_train") or ".lora_" in name or name.startswith("lora_")
+    return leaf in ("A_train", "B_train") or any(f"{kind}_" in name for kind in (".lora", ".vera_lambda", ".tinylora"))
 
 
 def count_parameters(model: nn.Module) -> ParameterCounts:

@@ -8,6 +8,8 @@ Methods (same data, loop, schedule and evaluation; only what is trained differs)
 
     "loramini"  LoRA-Mini adapters (`loramini.inject`) + the task head
     "lora"      PEFT's own LoRA (`peft.LoraConfig`, same targets, r and alpha) + the task head
+    "vera"      PEFT's VeRA: frozen random A, B shared by all layers, trains d_out + r scales per layer (r: VeRA's rank)
+    "tinylora"  PEFT's TinyLoRA: frozen SVD factors of W (rank r) and random r×r bases, trains r² numbers per layer
     "full"      every parameter
     "head"      the task head only (the classifier on a frozen encoder)
 
@@ -44,14 +46,15 @@ from .counting import count_parameters
 from .io import atomic_write, write_json
 from .tasks import TaskSpec
 
-METHODS = ("loramini", "lora", "full", "head")
+METHODS = ("loramini", "lora", "vera", "tinylora", "full", "head")
+PEFT_METHODS = ("lora", "vera", "tinylora")  # built with PEFT's own implementations
 # Adapter (or, for "full", whole-model) learning rates that work on a small pretrained encoder.
-DEFAULT_LR = {"loramini": 2e-3, "lora": 5e-4, "full": 5e-5, "head": 1e-3}
+DEFAULT_LR = {"loramini": 2e-3, "lora": 5e-4, "vera": 1e-2, "tinylora": 1e-2, "full": 5e-5, "head": 1e-3}
 # The task head's learning rate, per method.
-DEFAULT_HEAD_LR = {"loramini": 5e-4, "lora": 5e-4, "full": 5e-5, "head": 1e-3}
+DEFAULT_HEAD_LR = {"loramini": 5e-4, "lora": 5e-4, "vera": 5e-4, "tinylora": 5e-4, "full": 5e-5, "head": 1e-3}
 # The offline tiny RoBERTa (hidden 64, pretrained for seconds) wants ~4x larger rates; same ratios.
-TINY_LR = {"loramini": 8e-3, "lora": 2e-3, "full": 1e-3, "head": 4e-3}
-TINY_HEAD_LR = {"loramini": 8e-3, "lora": 8e-3, "full": 1e-3, "head": 4e-3}
+TINY_LR = {"loramini": 8e-3, "lora": 2e-3, "vera": 4e-2, "tinylora": 4e-2, "full": 1e-3, "head": 4e-3}
+TINY_HEAD_LR = {"loramini": 8e-3, "lora": 8e-3, "vera": 8e-3, "tinylora": 8e-3, "full": 1e-3, "head": 4e-3}
 from .inject import HEAD_PATTERN  # noqa: E402  the head-name rule lives with the other module-name rules
 
 
@@ -78,7 +81,7 @@ class History(dict):
 class TrainConfig:
     """Everything a run needs besides the model and the task. `None` means "the method's default".
 
-    method:           "loramini", "lora", "full" or "head"
+    method:           one of METHODS: "loramini", "lora", "vera", "tinylora", "full" or "head"
     r, a, b, alpha:   adapter shape and scale (alpha=None → 2·r, i.e. scale 2 at every r); a, b LoRA-Mini only
     aux_init:         LoRA-Mini's frozen factors: "gaussian" or "orthogonal" (see `LoRAMiniConfig`)
     target_modules:   layer names / regex / preset, as in `LoRAMiniConfig` (PEFT LoRA gets the same layers)
@@ -243,6 +246,22 @@ def build_model(model_or_name, spec: TaskSpec, tokenizer, dataset, seed: int = 0
     return model, tokenizer
 
 
+def start_at_label_mean(model: nn.Module, labels) -> None:
+    """Regression: start the task head's output bias at the training labels' mean (its weights stay as drawn).
+
+    Why: STS-B scores lie in 0–5 (mean ≈ 2.7). A head whose output starts near 0 spends its first hundreds of
+    steps moving the output's mean, Adam's second-moment estimates remember those large early gradients, and the
+    adapters chase the offset instead of the similarity signal: LoRA-Mini's training loss then stalls at the label
+    variance (it predicts the mean). Starting at the mean removes the offset for every method alike.
+    """
+    outputs = [m for n, m in model.named_modules()
+               if isinstance(m, nn.Linear) and m.out_features == 1 and HEAD_PATTERN.search("." + n + ".")]
+    if outputs and outputs[-1].bias is not None:
+        values = torch.as_tensor(list(labels), dtype=torch.float64)
+        with torch.no_grad():
+            outputs[-1].bias.fill_(float(values.mean()))
+
+
 def apply_method(model: nn.Module, config: TrainConfig) -> nn.Module:
     """Make only what `config.method` trains require gradients (and add adapters); returns the model."""
     from .inject import default_head, inject
@@ -250,22 +269,42 @@ def apply_method(model: nn.Module, config: TrainConfig) -> nn.Module:
     heads = default_head(model)
     if config.method == "loramini":
         return inject(model, config.adapter_config())
-    if config.method == "lora":
-        from peft import LoraConfig, get_peft_model
+    if config.method in PEFT_METHODS:
+        import peft
 
         from .config import LoRAMiniConfig
         from .inject import find_targets
 
-        # Resolve the targets with LoRA-Mini's own rules, so both methods adapt exactly the same layers.
+        # Resolve the targets with LoRA-Mini's own rules, so every method adapts exactly the same layers.
         targets = find_targets(model, LoRAMiniConfig(r=1, a=1, b=1, target_modules=config.target_modules))
-        peft_config = LoraConfig(r=config.r, lora_alpha=config.lora_alpha, lora_dropout=config.dropout,
-                                 target_modules=targets, modules_to_save=heads or None)
-        return get_peft_model(model, peft_config)
+        common = dict(target_modules=targets, modules_to_save=heads or None)
+        return quietly(lambda: peft.get_peft_model(model, _peft_config(peft, config, common)))
     for name, param in model.named_parameters():
         param.requires_grad_(config.method == "full" or bool(HEAD_PATTERN.search("." + name)))
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError(f"method='head': {type(model).__name__} has no task head named {HEAD_PATTERN.pattern}.")
     return model
+
+
+def _peft_config(peft, config: TrainConfig, common: dict):
+    """The PEFT config of `config.method` (lora, vera or tinylora) on the targets and head in `common`."""
+    if config.method == "lora":
+        return peft.LoraConfig(r=config.r, lora_alpha=config.lora_alpha, lora_dropout=config.dropout, **common)
+    if config.method == "vera":  # shared frozen random A, B; trains d_out + r scales per layer
+        return peft.VeraConfig(r=config.r, vera_dropout=config.dropout, save_projection=False,
+                               projection_prng_key=config.projection_seed, **common)
+    # "tinylora": frozen SVD factors (rank r) of W and random r×r bases; trains r² numbers per layer
+    return peft.TinyLoraConfig(r=config.r, u=config.r ** 2, tinylora_dropout=config.dropout, save_projection=False,
+                               projection_seed=config.projection_seed, **common)
+
+
+def quietly(build: Callable[[], Any]) -> Any:
+    """`build()` without PEFT's UserWarnings (projections regenerated from a seed, as LoRA-Mini's are, by choice)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return build()
 
 
 def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
@@ -288,7 +327,7 @@ def save_trained(model: nn.Module, method: str, folder: Path) -> Path:
 
     if method == "loramini":
         return save_adapter(model, folder)
-    if method in ("lora", "full"):
+    if method in PEFT_METHODS or method == "full":
         model.save_pretrained(folder)
         return folder
     tensors = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
@@ -455,7 +494,10 @@ def train(model, task, config: Optional[TrainConfig] = None, *, tokenizer=None, 
     dataset, spec, tokenizer = load_task(task, tokenizer, data_dir, config.max_train_samples, config.seed)
     model_name = str(model) if not isinstance(model, nn.Module) else type(model).__name__
     world = task if isinstance(task, SyntheticTask) else None
+    built_here = not isinstance(model, nn.Module)
     model, tokenizer = build_model(model, spec, tokenizer, dataset, seed=config.seed, world=world)
+    if built_here and spec.is_regression:
+        start_at_label_mean(model, dataset["train"]["label"])
     _check_max_length(model, config.max_length)
     set_seed(config.seed)  # adapter init depends on the seed only, not on what loading consumed
     model = apply_method(model, config)

@@ -1,0 +1,153 @@
+"""Accuracy against trainable adapter parameters, by the experiment protocol (DESIGN §6) → one JSON file.
+
+    # the committed real-model results (CPU, resumable: rerun the same command to continue)
+    python benchmarks/accuracy_vs_params.py --model PATH/all-MiniLM-L6-v2 --data-dir PATH/glue --task sst2 stsb
+    # the offline smoke version notebook 04 runs (tiny RoBERTa, synthetic-rank; ~minutes on 2 CPU cores)
+    python benchmarks/accuracy_vs_params.py --model tiny --task synthetic-rank --out benchmarks/results/accuracy-vs-params-smoke.json
+
+For each task: every method's learning rate is tuned on a selection split carved from the training data (a log
+grid that widens while the best rate sits at an edge; `--tune-seeds` seeds), then every setting runs at its
+method's tuned rate over `--seeds` seeds and is reported on the validation set as mean and 95% CI. The frozen
+encoder's linear probe (scikit-learn, mean-pooled and [CLS] features, same training rows and seeds) and, for pair
+regression, the zero-shot cosine of its sentence embeddings are added as references. Each training run is cached
+as one JSON file under `--cache`, so an interrupted run resumes, and the JSON is rewritten after every task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from loramini.experiments import Protocol, confidence_interval, run_protocol, write_results
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# Starting grids (the protocol widens them when the best rate sits at an edge).
+LR_GRIDS = {"loramini": [1e-3, 3e-3, 1e-2], "lora": [3e-4, 1e-3, 3e-3], "vera": [3e-3, 1e-2, 3e-2],
+            "tinylora": [3e-3, 1e-2, 3e-2], "head": [1e-3, 1e-2, 1e-1], "full": [3e-5, 1e-4, 3e-4]}
+TINY_GRIDS = {m: [lr * 4 for lr in grid] for m, grid in LR_GRIDS.items()}
+
+
+def methods(hidden: int, figure: bool) -> tuple[dict, dict]:
+    """The methods at their reference shape (r=8, a=b=32), parameter-matched relatives, and the figure's variants.
+
+    VeRA trains d_out + r numbers per layer: r = 8·(32+32) − d_out matches LoRA-Mini's 512 per layer.
+    TinyLoRA trains r² numbers per layer (its SVD rank r): r = 22 gives 484, the closest to 512.
+    """
+    vera_r = max(1, 8 * 64 - hidden)
+    reference = {
+        "loramini": {"method": "loramini", "r": 8, "a": 32, "b": 32},
+        "lora": {"method": "lora", "r": 8},
+        "vera": {"method": "vera", "r": vera_r},
+        "tinylora": {"method": "tinylora", "r": min(22, hidden // 2)},
+        "head": {"method": "head"},
+        "full": {"method": "full"},
+    }
+    variants = {}
+    if figure:
+        variants = {
+            "lora": [{"r": r} for r in (1, 2, 4, 16)],
+            "loramini": [{"r": r, "a": ab, "b": ab} for r in (1, 2, 4, 8) for ab in (16, 32, 64)
+                         if (r, ab) != (8, 32) and ab <= hidden],
+        }
+    return reference, variants
+
+
+def probe_references(model_name: str, task: str, data_dir, max_train_samples, max_length: int, seeds) -> dict:
+    """Linear probes (mean-pooled and [CLS]) over the seeds' training subsets, and zero-shot cosine for pairs."""
+    from loramini.ablation import carve_task
+    from loramini.probe import frozen_features, linear_probe, zero_shot_cosine
+    from loramini.train import build_model
+
+    refs: dict[str, dict] = {}
+    values: dict[str, list] = {"probe (mean-pooled)": [], "probe ([CLS])": []}
+    model = tokenizer = None
+    for seed in seeds:
+        carved = carve_task(task, data_dir, max_train_samples, seed, "validation")
+        dataset, spec = (carved.dataset, carved.spec) if hasattr(carved, "spec") else carved
+        if model is None:
+            tokenizer = getattr(carved, "tokenizer", None)
+            model, tokenizer = build_model(model_name, spec, tokenizer, dataset, seed=0,
+                                           world=carved if hasattr(carved, "spec") else None)
+        evaluated = dataset[spec.eval_splits[0]]
+        train_f = frozen_features(model, tokenizer, dataset["train"], spec, max_length)
+        eval_f = frozen_features(model, tokenizer, evaluated, spec, max_length)
+        for pool, label in (("mean", "probe (mean-pooled)"), ("cls", "probe ([CLS])")):
+            values[label].append(linear_probe(train_f[pool], dataset["train"]["label"], eval_f[pool],
+                                              evaluated["label"], spec, seed=seed)["metric"])
+    for label, vals in values.items():
+        mean, ci = confidence_interval(vals)
+        refs[label] = {"metric_mean": mean, "ci95": list(ci), "values": vals, "seeds": list(seeds)}
+    if spec.is_pair and spec.is_regression:
+        value = zero_shot_cosine(model, tokenizer, evaluated, spec, max_length)["metric"]
+        refs["zero-shot cosine"] = {"metric_mean": value, "ci95": None, "values": [value], "seeds": []}
+    return refs
+
+
+def run_seconds(cache: str) -> float:
+    """Total wall time of every cached training run (what regenerating the file from scratch costs)."""
+    import json
+
+    return sum(json.loads(f.read_text())["result"].get("wall_time_s", 0) for f in Path(cache).rglob("cell-*.json"))
+
+
+def command_line(argv) -> str:
+    """The command as run, with this machine's model and data folders replaced by the notebooks' variables."""
+    args = list(argv if argv is not None else sys.argv[1:])
+    for flag, variable in (("--model", "$LORAMINI_MODEL"), ("--data-dir", "$LORAMINI_GLUE_DIR")):
+        if flag in args and Path(args[args.index(flag) + 1]).is_absolute():
+            args[args.index(flag) + 1] = variable
+    return "python benchmarks/accuracy_vs_params.py " + " ".join(a if a.startswith("$") else shlex.quote(a) for a in args)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="tiny", help="'tiny' (offline) or a model folder / hub name")
+    parser.add_argument("--task", nargs="+", default=["synthetic-rank"], help="tasks (GLUE names or synthetic-*)")
+    parser.add_argument("--data-dir", default=None, help="local GLUE folder (GLUE's TSV layout)")
+    parser.add_argument("--max-train-samples", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--tune-seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--methods", nargs="+", default=["loramini", "lora", "head", "full", "vera", "tinylora"])
+    parser.add_argument("--no-figure", action="store_true", help="reference shapes only, no r / (a, b) variants")
+    parser.add_argument("--cache", default="outputs/accuracy-vs-params", help="one JSON file per training run")
+    parser.add_argument("--out", default=str(RESULTS / "accuracy-vs-params.json"))
+    args = parser.parse_args(argv)
+
+    tiny = args.model == "tiny"
+    hidden = 64 if tiny else 384 if "minilm" in args.model.lower() else 768
+    model_label = "tiny" if tiny else Path(args.model).name.replace("_", "-") or args.model
+    out = Path(args.out)
+    results = {"cells": [], "lr_sweeps": [], "references": []}
+    for task in args.task:
+        reference, variants = methods(hidden, figure=not args.no_figure)
+        reference = {m: s for m, s in reference.items() if m in args.methods}
+        base = {"model": args.model, "task": task, "data_dir": args.data_dir, "epochs": args.epochs,
+                "max_train_samples": args.max_train_samples, "max_length": args.max_length}
+        grids = TINY_GRIDS if tiny else LR_GRIDS
+        protocol = Protocol(base=base, methods=reference, lr_grids={m: grids[m] for m in reference},
+                            variants=variants, seeds=args.seeds, tune_seeds=args.tune_seeds)
+        found = run_protocol(protocol, Path(args.cache) / f"{model_label}-{task}")
+        for cell in found["cells"]:
+            cell["model"] = model_label
+        for sweep in found["lr_sweeps"]:
+            sweep["model"] = model_label
+        results["cells"] += found["cells"]
+        results["lr_sweeps"] += found["lr_sweeps"]
+        refs = probe_references(args.model, task, args.data_dir, args.max_train_samples, args.max_length, args.seeds)
+        results["references"] += [{"task": task, "model": model_label, "label": k, **v} for k, v in refs.items()]
+        note = (f"budget: {args.max_train_samples} training rows per seed, {args.epochs} epochs, max length "
+                f"{args.max_length}, batch 32; learning rates tuned on held-out training rows (selection split) with "
+                f"seeds {args.tune_seeds}; reported on the validation split over seeds {args.seeds}. Sum of the "
+                f"training runs' wall times: {run_seconds(args.cache):.0f} s.")
+        write_results(out, results, command_line(argv), note)
+        print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

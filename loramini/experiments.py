@@ -1,0 +1,208 @@
+"""The experiment protocol: what a number in a notebook or the README stands on (DESIGN §6).
+
+    sweep = tune_lr(lambda lr: score(lr), [3e-4, 1e-3, 3e-3])   # widens itself while the best rate is at an edge
+    mean, (lo, hi) = confidence_interval([0.81, 0.80, 0.83])     # 95% CI over seeds (Student's t)
+
+`run_protocol` puts the pieces together for one (task, model): for every method it tunes the learning rate on a
+*selection* split carved from the training data (the reported validation set is never used to choose), then
+trains each requested setting at its method's tuned rate over several seeds and reports the mean with a 95%
+confidence interval on the validation set. Every training run is one cached JSON file (see `cached_run`), so an
+interrupted protocol resumes where it stopped and a finished one is read back in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence, Union
+
+from .ablation import cached_run, train_cell
+
+Cell = dict[str, Any]
+
+
+def confidence_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, tuple[float, float]]:
+    """(mean, (lo, hi)): the mean of `values` and its Student-t confidence interval.
+
+    With n values the half-width is t_{(1+level)/2, n-1} · s / sqrt(n). Needs n >= 2 (one seed has no spread).
+    """
+    from scipy import stats
+
+    values = [float(v) for v in values]
+    if len(values) < 2:
+        raise ValueError(f"confidence_interval needs >= 2 values (seeds), got {len(values)}: run more seeds.")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"confidence_interval got non-finite values {values}: a run diverged.")
+    n = len(values)
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = stats.t.ppf((1 + level) / 2, n - 1) * sd / math.sqrt(n)
+    return mean, (mean - half, mean + half)
+
+
+def overlap(ci_a: Sequence[float], ci_b: Sequence[float]) -> bool:
+    """True when two confidence intervals overlap: the difference is not resolved by these seeds."""
+    return ci_a[0] <= ci_b[1] and ci_b[0] <= ci_a[1]
+
+
+def _round_lr(lr: float) -> float:
+    return float(f"{lr:.3g}")  # grid points stay short, stable cache keys
+
+
+@dataclass
+class LRSweep:
+    """One learning-rate sweep: the grid as finally tried, the score at each rate, the best rate."""
+
+    grid: list[float]
+    scores: list[float]
+    best_lr: float
+    best_at_edge: bool
+    extended: int = 0  # how many times the grid grew because its best rate sat at an edge
+
+
+def tune_lr(score: Callable[[float], float], grid: Sequence[float], max_extensions: int = 4) -> LRSweep:
+    """Try every rate in `grid` (higher score is better); while the best sits at an edge, add the next rate
+    beyond it (same ratio as the grid's first step) and try again, up to `max_extensions` times.
+
+    `best_at_edge` in the result is True only when the budget of extensions ran out with the optimum still at an
+    edge: then the sweep did not bracket the optimum, and whoever reports it must say so.
+    """
+    grid = sorted({_round_lr(lr) for lr in grid})
+    if len(grid) < 2:
+        raise ValueError(f"tune_lr needs a grid of >= 2 rates, got {grid}.")
+    ratio = grid[1] / grid[0]
+    scores: dict[float, float] = {}
+    extended = 0
+    while True:
+        for lr in grid:
+            if lr not in scores:
+                value = float(score(lr))
+                scores[lr] = value if math.isfinite(value) else -math.inf  # a diverged run loses
+        best = max(grid, key=lambda lr: scores[lr])
+        at_edge = best in (grid[0], grid[-1])
+        if not at_edge or extended >= max_extensions:
+            break
+        grid = ([_round_lr(grid[0] / ratio)] + grid) if best == grid[0] else (grid + [_round_lr(grid[-1] * ratio)])
+        extended += 1
+    return LRSweep(grid, [scores[lr] for lr in grid], best, at_edge, extended)
+
+
+# ------------------------------------------------------------------------------------------ the protocol
+@dataclass
+class Protocol:
+    """One task and model, the methods to compare, and how hard to try.
+
+    base:       settings shared by every run (any `train_cell` key: task, model, data_dir, epochs,
+                max_train_samples, max_length, batch_size, ...)
+    methods:    {label: settings of that method at its reference shape}, e.g.
+                {"loramini": {"method": "loramini", "r": 8, "a": 32, "b": 32}, "lora": {"method": "lora", "r": 8}}
+    lr_grids:   {label: starting grid}; a method without a grid is run at its default rate (then say so)
+    variants:   {label: [extra settings, ...]}: more shapes of a method (e.g. other r), run at its tuned rate
+    seeds:      the seeds every reported setting runs with (>= 3)
+    tune_seeds: the seeds the sweep averages over (on the selection split)
+    """
+
+    base: Cell
+    methods: dict[str, Cell]
+    lr_grids: dict[str, list[float]] = field(default_factory=dict)
+    variants: dict[str, list[Cell]] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    tune_seeds: list[int] = field(default_factory=lambda: [0])
+
+
+def run_protocol(protocol: Protocol, cache_dir: Union[str, Path], run: Callable[[Cell], dict] = train_cell,
+                 log: Callable[[str], None] = print) -> dict:
+    """Tune each method's rate on the selection split, then run every setting over the seeds.
+
+    Returns {"lr_sweeps": [...], "cells": [...]} in the layout of benchmarks/results/accuracy-vs-params.json.
+    """
+    if len(protocol.seeds) < 3:
+        raise ValueError(f"Protocol.seeds={protocol.seeds}: report at least 3 seeds (DESIGN §6).")
+    cache = Path(cache_dir)
+    sweeps, cells = [], []
+    for label, settings in protocol.methods.items():
+        cell = {**protocol.base, **settings}
+        if label in protocol.lr_grids:
+            def score(lr, cell=cell):
+                runs = [cached_run({**cell, "lr": lr, "seed": s, "eval_split": "selection"}, run, cache)
+                        for s in protocol.tune_seeds]
+                return sum(r["metric"] for r in runs) / len(runs)
+
+            sweep = tune_lr(score, protocol.lr_grids[label])
+            lr = sweep.best_lr
+            sweeps.append({"task": cell.get("task"), "model": cell.get("model"), "method": label,
+                           "grid": sweep.grid, "scores": sweep.scores, "best_lr": lr,
+                           "best_at_edge": sweep.best_at_edge, "selection": "split carved from train",
+                           "tune_seeds": list(protocol.tune_seeds)})
+            log(f"{label}: best lr {lr:g} on the selection split (grid {sweep.grid})"
+                + ("  ** still at the grid's edge **" if sweep.best_at_edge else ""))
+        else:
+            lr = cell.get("lr")
+        for extra in [{}] + list(protocol.variants.get(label, [])):
+            setting = {**cell, **extra, "lr": lr}
+            runs = [cached_run({**setting, "seed": s}, run, cache) for s in protocol.seeds]
+            mean, ci = confidence_interval([r["metric"] for r in runs])
+            cells.append({"task": setting.get("task"), "model": setting.get("model"), "method": label,
+                          "r": setting.get("r"), "a": setting.get("a"), "b": setting.get("b"),
+                          "adapter_params": runs[0]["adapter_params"], "trainable_params": runs[0]["trainable_params"],
+                          "lr": runs[0].get("lr", lr), "default_lr": lr is None, "seeds": list(protocol.seeds),
+                          "metric_name": runs[0]["main_metric"], "values": [r["metric"] for r in runs],
+                          "metric_mean": mean, "ci95": list(ci)})
+            log(f"{label} {extra or ''}: {runs[0]['main_metric']} {mean:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]")
+    return {"lr_sweeps": sweeps, "cells": cells}
+
+
+def lr_sweep_of(results: dict, method: str, task: Optional[str] = None) -> Optional[dict]:
+    return next((s for s in results["lr_sweeps"] if s["method"] == method and task in (None, s["task"])), None)
+
+
+def plot_accuracy_vs_params(cells: list[dict], references: Optional[dict[str, dict]] = None, ax=None,
+                            title: Optional[str] = None):
+    """Metric against trainable adapter parameters (log x), mean ± 95% CI per setting.
+
+    Methods with several points (e.g. LoRA over r) are joined by a line in order of parameter count;
+    `references` ({label: {"metric_mean", "ci95"}}, e.g. full fine-tuning, a probe) are horizontal lines.
+    """
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6.4, 4.0), dpi=110)[1]
+    methods = list(dict.fromkeys(c["method"] for c in cells))
+    for method in methods:
+        points = sorted((c for c in cells if c["method"] == method), key=lambda c: c["adapter_params"])
+        x = [c["adapter_params"] for c in points]
+        y = [c["metric_mean"] for c in points]
+        err = [[c["metric_mean"] - c["ci95"][0] for c in points], [c["ci95"][1] - c["metric_mean"] for c in points]]
+        style = "-o" if method.startswith("lora") and method != "loramini" else "o"
+        ax.errorbar(x, y, yerr=err, fmt=style, capsize=3, ms=5, label=method)
+    for i, (label, ref) in enumerate((references or {}).items()):
+        color = f"C{len(methods) + i}"
+        ax.axhline(ref["metric_mean"], ls="--", lw=1, color=color, label=label)
+        if ref.get("ci95"):
+            ax.axhspan(ref["ci95"][0], ref["ci95"][1], color=color, alpha=0.12)
+    ax.set_xscale("log")
+    name = cells[0]["metric_name"] if cells else "metric"
+    ax.set_xlabel("trainable adapter parameters (log scale)")
+    ax.set_ylabel({"pearson_spearman": "Pearson/Spearman (mean)"}.get(name, name))
+    ax.set_title(title or "")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="best")
+    return ax
+
+
+def write_results(path: Union[str, Path], results: dict, command: str, note: str = "") -> Path:
+    """Write the results JSON (atomically) with the command that regenerates it."""
+    from .io import write_json
+
+    path = Path(path)
+    write_json(path, {"command": command, "note": note, **results})
+    return path
+
+
+def read_results(path: Union[str, Path]) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+__all__ = ["confidence_interval", "overlap", "tune_lr", "LRSweep", "Protocol", "run_protocol",
+           "plot_accuracy_vs_params", "write_results", "read_results", "lr_sweep_of", "asdict"]
