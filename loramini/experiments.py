@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
+import torch
+
 from .ablation import cached_run, train_cell
 
 Cell = dict[str, Any]
@@ -87,6 +89,35 @@ def tune_lr(score: Callable[[float], float], grid: Sequence[float], max_extensio
         grid = ([_round_lr(grid[0] / ratio)] + grid) if best == grid[0] else (grid + [_round_lr(grid[-1] * ratio)])
         extended += 1
     return LRSweep(grid, [scores[lr] for lr in grid], best, at_edge, extended)
+
+
+def first_step_descent_ratio(d_in: int, d_out: int, r: int = 8, a: int = 32, b: int = 32, trials: int = 10,
+                             seed: int = 0) -> tuple[float, float]:
+    """(measured, predicted): how much a first Adam step of LoRA-Mini lowers a loss, relative to LoRA's, same lr.
+
+    Adam's first step moves every trainable number by ±lr (the sign of its gradient), so a step lowers a loss by
+    lr · ||gradient||₁ to first order. At init B = 0, so only the B side moves. LoRA's B (d_out × r) gets
+    g = scale · G A_effᵀ; LoRA-Mini's B_train (b × r) gets B_auxᵀ g: b·r numbers instead of d_out·r, each of
+    spread ||g column|| / sqrt(b) (B_aux ~ N(0, 1/b)). Hence ||B_auxᵀ g||₁ / ||g||₁ ≈ sqrt(b / d_out): to start
+    learning as fast as LoRA, LoRA-Mini needs a learning rate sqrt(d_out / b) times LoRA's (3.5x for d=384, b=32;
+    4.9x for roberta-base's 768). Measured with autograd on real layers for a random upstream gradient G.
+    """
+    from torch import nn
+
+    from .layer import LoRAMiniLinear
+
+    generator = torch.Generator().manual_seed(seed)
+    ratios = []
+    for trial in range(trials):
+        layer = LoRAMiniLinear(nn.Linear(d_in, d_out), r=r, a=a, b=b, alpha=2 * r, name=f"trial{trial}",
+                               projection_seed=seed)
+        upstream = torch.randn(d_out, d_in, generator=generator)  # ∂L/∂ΔW of the loss L = <G, ΔW>
+        (upstream * layer.delta_weight()).sum().backward()
+        a_eff = (layer.A_train @ layer.A_aux).detach()  # LoRA with the same A (r × d_in), B = 0
+        b_lora = torch.zeros(d_out, r, requires_grad=True)
+        (upstream * (layer.scale * b_lora @ a_eff)).sum().backward()
+        ratios.append(float(layer.B_train.grad.abs().sum() / b_lora.grad.abs().sum()))
+    return sum(ratios) / len(ratios), math.sqrt(b / d_out)
 
 
 # ------------------------------------------------------------------------------------------ the protocol
@@ -204,5 +235,5 @@ def read_results(path: Union[str, Path]) -> dict:
     return json.loads(Path(path).read_text())
 
 
-__all__ = ["confidence_interval", "overlap", "tune_lr", "LRSweep", "Protocol", "run_protocol",
+__all__ = ["first_step_descent_ratio", "confidence_interval", "overlap", "tune_lr", "LRSweep", "Protocol", "run_protocol",
            "plot_accuracy_vs_params", "write_results", "read_results", "lr_sweep_of", "asdict"]

@@ -138,3 +138,12 @@ def test_peft_relatives_train_through_the_same_loop(method, per_layer):
     assert history["params"]["adapter"] == layers * per_layer(64, 4)
     assert history["params"]["head"] > 0 and 0.0 <= history["metric"] <= 1.0
     json.dumps({k: v for k, v in history.items() if k != "trained_model"})
+
+
+@pytest.mark.parametrize("d, b", [(384, 32), (768, 32), (384, 96)])
+def test_first_step_descent_ratio_follows_sqrt_b_over_d(d, b):
+    from loramini.experiments import first_step_descent_ratio
+
+    measured, predicted = first_step_descent_ratio(d, d, r=8, a=32, b=b, trials=4)
+    assert predicted == pytest.approx(math.sqrt(b / d))
+    assert measured == pytest.approx(predicted, rel=0.1)
