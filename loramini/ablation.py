@@ -14,13 +14,12 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import re
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from tqdm.auto import tqdm
 
-from .inject import PRESETS
+from .inject import parse_target_modules
 from .io import write_json
 
 Cell = dict[str, Any]
@@ -89,7 +88,8 @@ def summarize(table, metric: str, by: list[str]):
 
 
 def plot_vs(table, x: str, metric: str, hue: Optional[str] = None, ax=None, logx: bool = True,
-            title: Optional[str] = None, reference: Optional[float] = None):
+            title: Optional[str] = None, reference: Optional[float] = None, ylabel: Optional[str] = None,
+            reference_label: str = "reference"):
     """Line plot of `metric` (mean ± std over all other settings) against column `x`, one line per `hue`."""
     import matplotlib.pyplot as plt
 
@@ -98,13 +98,13 @@ def plot_vs(table, x: str, metric: str, hue: Optional[str] = None, ax=None, logx
     for label, part in groups:
         stats = summarize(part, metric, [x]).sort_values(x)
         ax.errorbar(stats[x], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
-                    label=None if label is None else f"{hue}={label}")
+                    label=None if label is None else str(label) if hue == "method" else f"{hue}: {label}")
     if reference is not None:
-        ax.axhline(reference, color="grey", ls="--", lw=1, label="reference")
+        ax.axhline(reference, color="grey", ls="--", lw=1, label=reference_label)
     if logx:
         ax.set_xscale("log", base=2)
     ax.set_xlabel(x)
-    ax.set_ylabel(metric)
+    ax.set_ylabel(ylabel or metric)
     ax.set_title(title or f"{metric} vs {x}")
     if hue is not None or reference is not None:
         ax.legend(fontsize=8)
@@ -127,10 +127,9 @@ def train_cell(params: Cell) -> dict:
     params = dict(params)
     if "ab" in params:
         params["a"], params["b"] = params.pop("ab")
-    if "targets" in params:  # a preset, or names such as "query,value" (a plain name would be a useless regex)
+    if "targets" in params:  # a preset, a regex, or names such as "query,value"
         targets = params.pop("targets")
-        plain_names = isinstance(targets, str) and targets not in PRESETS and re.fullmatch(r"[\w.,]+", targets)
-        params["target_modules"] = targets.split(",") if plain_names else targets
+        params["target_modules"] = parse_target_modules(targets) if isinstance(targets, str) else targets
     run = {k: params.pop(k) for k in list(params) if k in _CELL_KEYS}
     task = run.get("task", "synthetic")
     if "eval_split" in run:  # the protocol's runs: a selection split carved from train (see `carve_task`)
@@ -180,6 +179,8 @@ def main(argv=None) -> int:
     """`python -m loramini ablate`: accuracy vs r (averaged over (a, b)) for each target group, cached."""
     import argparse
 
+    from .train import METHODS
+
     parser = argparse.ArgumentParser(
         prog="python -m loramini ablate",
         description="Rank ablation: fine-tune once per (r, a×b, targets) cell, cache every cell as JSON under "
@@ -188,6 +189,8 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="tiny", help="'tiny' (offline), a hub name or a local folder")
     parser.add_argument("--task", default="synthetic", help="synthetic[-pair|-regression] or a GLUE task")
     parser.add_argument("--data-dir", default=None, help="local GLUE folder (original TSV layout)")
+    parser.add_argument("--method", nargs="+", default=["loramini"], choices=METHODS,
+                        help="methods to compare (each is a grid value; a, b only matter for loramini)")
     parser.add_argument("--r", type=int, nargs="+", default=[1, 2, 4, 8], help="ranks to try")
     parser.add_argument("--ab", nargs="+", default=["8x8", "16x16"], help="(a, b) widths as AxB")
     parser.add_argument("--targets", nargs="+", default=["attention", "dense"], help="target groups (attention, dense, all-linear) or comma-separated names (query,value)")
@@ -206,18 +209,21 @@ def main(argv=None) -> int:
     bad = [r for r in args.r for a, b in ab if r > min(a, b)]
     if bad:
         parser.error(f"--r {max(bad)} exceeds min(a, b) of some --ab pair: rank(ΔW) <= min(r, a, b).")
-    grid = {"r": args.r, "ab": ab, "targets": args.targets, "seed": args.seed}
+    grid = {"method": args.method, "r": args.r, "ab": ab, "targets": args.targets, "seed": args.seed}
     fixed = {"model": args.model, "task": args.task, "data_dir": args.data_dir, "epochs": args.epochs,
              "max_train_samples": args.max_train_samples, "lr": args.lr}
     out = Path(args.output_dir)
     table = run_ablation(grid, train_cell, out / "cells", fixed=fixed, desc="ablate")
     table.to_csv(out / "results.csv", index=False)
-    stats = summarize(table, "metric", ["targets", "r"])
+    stats = summarize(table, "metric", ["method", "targets", "r"])
     print(stats.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     import matplotlib
 
     matplotlib.use("Agg")
-    ax = plot_vs(table, "r", "metric", hue="targets", title=f"{args.task}: {table['main_metric'].iloc[0]} vs r")
+    metric_name = table["main_metric"].iloc[0]
+    hue = "method" if len(args.method) > 1 else "targets"
+    ax = plot_vs(table, "r", "metric", hue=hue, ylabel=f"validation {metric_name}",
+                 title=f"{args.task}: {metric_name} vs r (mean ± std over (a, b) and seeds)")
     ax.figure.savefig(out / "metric_vs_r.png", dpi=120, bbox_inches="tight")
     print(f"wrote {out / 'results.csv'} and {out / 'metric_vs_r.png'}")
     return 0
