@@ -33,6 +33,7 @@ import os
 import re
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -779,14 +780,17 @@ def check_adapter_counter(count_fn: Callable) -> None:
     return _ok("Your counter agrees on every model/target/width combination tried, for LoRA and LoRA-Mini.")
 
 
-def check_convention(answer, choices: dict, right: str) -> None:
-    """A multiple-choice answer: `answer` must be the key `right` of `choices` ({key: description})."""
-    if answer not in choices:
-        _fail(f"Answer with one of {sorted(choices)}; got {answer!r}.", "Answer with one of the offered keys.")
+def check_convention(answer, reported: float, counts: dict) -> None:
+    """Which counting convention does a reported number use? `counts` maps each convention's name to the count
+    it gives; the right answer is the convention whose count is closest to `reported` (relatively)."""
+    if answer not in counts:
+        _fail(f"Answer with one of {sorted(counts)}; got {answer!r}.", "Answer with one of the offered conventions.")
+    right = min(counts, key=lambda k: abs(counts[k] - reported) / max(abs(counts[k]), 1))
     if answer == right:
-        return _ok("The convention is identified.")
-    _fail(f"Not that one. {choices[answer]}: compute that count and compare it with the number quoted.",
-          "Not that one: compute each convention's count and compare it with the number quoted.")
+        return _ok("The convention behind the reported number is identified.")
+    _fail(f"Under {answer!r} the count is {counts[answer]:,}, far from the {reported:,} reported: compare each "
+          f"convention's count with the reported number.",
+          "Compare each convention's count with the reported number.")
 
 
 # ---------------------------------------------------------------- noise
@@ -830,10 +834,24 @@ def check_confidence_interval(ci_fn: Callable) -> None:
     return _ok("Your 95% interval: mean ± t(0.975, n−1) · s / √n.")
 
 
-def check_inside(answer, value: float, low: float, high: float) -> None:
-    """`answer`: True when `value` lies inside [low, high] (reading a confidence interval)."""
+def _t_interval(values) -> tuple[float, float]:
+    from scipy import stats
+
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64)
+    n = len(values)
+    half = stats.t.ppf(0.975, n - 1) * t.std(unbiased=True).item() / math.sqrt(n)
+    return t.mean().item() - half, t.mean().item() + half
+
+
+def check_inside(answer, value: float, values) -> None:
+    """`answer`: True when `value` lies inside the 95% confidence interval of the mean of `values`
+    (reading a confidence interval; the interval is computed here, not taken from the student)."""
+    if isinstance(answer, np.bool_) or (isinstance(answer, torch.Tensor) and answer.dtype == torch.bool
+                                            and answer.numel() == 1):
+        answer = bool(answer)  # numpy's or torch's True is as good as Python's
     if not isinstance(answer, bool):
         _fail(f"Answer True or False; got {answer!r}.", "Answer True or False.")
+    low, high = _t_interval(values)
     if answer == (low <= value <= high):
         return _ok("You read the interval right.")
     if answer:
@@ -910,3 +928,72 @@ def check_ablation_table(table, metric: str, min_ranks: int = 3) -> None:
 
 
 __all__ = ["CheckFailed", "grading_mode"] + sorted(n for n in list(globals()) if n.startswith("check_"))
+
+
+# ---------------------------------------------------------------- notebooks 03 and 04: reading results
+def _ci95(values) -> tuple[float, float]:
+    """Student-t 95% interval of the mean of `values` (sample std, n − 1), in float64."""
+    from scipy import stats
+
+    v = np.asarray([float(x) for x in values], dtype=np.float64)
+    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
+    return v.mean() - half, v.mean() + half
+
+
+def check_unresolved(verdict_fn: Callable) -> None:
+    """`verdict_fn(values_a, values_b) -> bool`: True when the two 95% t-intervals overlap (the seeds do not
+    resolve a difference), False when they are apart. Tried on pairs where the means, a normal (1.96) interval,
+    or one side's interval alone would give the wrong verdict."""
+    cases = [([0.71, 0.74, 0.69], [0.80, 0.82, 0.81]),        # apart
+             ([0.70, 0.78, 0.74], [0.76, 0.79, 0.80]),        # different means, overlapping intervals
+             ([0.60, 0.66, 0.63], [0.68, 0.70, 0.69]),        # apart with 1.96, overlapping with t(0.975, 2)
+             ([0.50, 0.52, 0.51, 0.53], [0.50, 0.52, 0.51, 0.53]),  # identical
+             ([0.83, 0.85, 0.84], [0.60, 0.62, 0.61])]        # apart, a above b
+    for values_a, values_b in cases:
+        (lo_a, hi_a), (lo_b, hi_b) = _ci95(values_a), _ci95(values_b)
+        right = bool(lo_a <= hi_b and lo_b <= hi_a)
+        got = _call(verdict_fn, list(values_a), list(values_b))
+        if isinstance(got, (np.bool_, torch.Tensor)) and np.asarray(got).size == 1:
+            got = bool(got)
+        if not isinstance(got, bool):
+            _fail(f"Return True or False; got {got!r}.", "Return True or False.")
+        if got == right:
+            continue
+        mean_a, mean_b = np.mean(values_a), np.mean(values_b)
+        z_half = [1.959963984540054 * np.std(v, ddof=1) / math.sqrt(len(v)) for v in (values_a, values_b)]
+        z_apart = abs(mean_a - mean_b) > sum(z_half)
+        if right and got is False and z_apart:
+            _fail("With 3 seeds use Student's t quantile (scipy.stats.t.ppf(0.975, n − 1)), not the normal 1.96: "
+                  "few runs make the intervals wider.", "Use Student's t quantile, not the normal one.")
+        if right and got is False and mean_a != mean_b:
+            _fail("Different means alone do not make a difference: when the two intervals overlap, the seeds have "
+                  "not resolved it (return True).")
+        if not right:
+            _fail("These intervals are apart: lower end of one above the upper end of the other (return False).")
+        _fail("Compute both intervals with Student's t (scipy.stats.t.ppf(0.975, n − 1)) and the sample std "
+              "(ddof=1); with 3 seeds the normal 1.96 makes them too narrow.",
+              "Use Student's t quantile and the sample std for both intervals.")
+    return _ok("Your verdict matches the 95% intervals on every pair tried.")
+
+
+def check_lr_ratio(answer, d_out: int, b: int) -> None:
+    """The learning-rate ratio LoRA-Mini / LoRA that makes Adam's first step lower a loss equally:
+    sqrt(d_out / b) (LoRA's B has d_out·r numbers, LoRA-Mini's B_train b·r, each gradient entry of the latter
+    being a sum over d_out / b times as many terms with random signs). Relative tolerance 5%."""
+    _need_number(answer, "my_ratio")
+    got, right = float(_number(answer)), math.sqrt(d_out / b)
+    if math.isclose(got, right, rel_tol=0.05):
+        return _ok("The ratio that evens out the first Adam step.")
+    if math.isclose(got, d_out / b, rel_tol=0.05):
+        _fail("That is the ratio of the numbers trained, d_out/b. Adam moves each number by ±lr, and the descent is "
+              "lr times the sum of |gradient| entries: count how that sum scales with the number of entries and "
+              "with the size of each.", "That is the ratio of counts; look at how the sum of |gradient| scales.")
+    if math.isclose(got, 1 / right, rel_tol=0.05):
+        _fail("Upside down: LoRA-Mini's step lowers the loss less, so its rate must be the larger one.")
+    if got <= 1:
+        _fail("LoRA-Mini's first step lowers the loss less than LoRA's at the same rate, so the ratio is above 1.")
+    _fail("Use the measured descent ratio ≈ sqrt(b/d_out): the rate must make up for it.",
+          "Invert the descent ratio measured above.")
+
+
+__all__ += ["check_unresolved", "check_lr_ratio"]

@@ -14,35 +14,41 @@
 # ---
 
 # %% [markdown]
-# # 01 · The mathematics of LoRA-Mini
+# # 01 · LoRA-Mini from scratch, then its mathematics
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/loramini-course/loramini/blob/main/notebooks/01_decomposition_math.ipynb)
 # [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/loramini-course/loramini/main?labpath=notebooks%2F01_decomposition_math.ipynb)
 #
-# Fine-tuning a large model means nudging its weight matrices. This notebook follows one weight matrix
-# through three ways of nudging it: **full fine-tuning** (move every number), **LoRA** (move a low-rank
-# product) and **LoRA-Mini** (move only the small middle of a four-factor product). Everything runs on a
-# CPU in well under a minute, and every claim is checked by a cell that would fail if it were false.
+# Fine-tuning a large model means nudging its weight matrices. This notebook first builds LoRA-Mini
+# **from scratch** in a few dozen lines: the layer, the code that swaps it into a model, and a training loop,
+# and proves that they compute exactly what the `loramini` package computes. Then it follows one weight
+# matrix through three ways of nudging it: **full fine-tuning** (move every number), **LoRA** (move a
+# low-rank product) and **LoRA-Mini** (move only the small middle of a four-factor product). Everything runs
+# on a CPU in about a minute, and the claims in the text are checked by cells that would fail if they were false.
 
 # %% [markdown]
 # > **For instructors — learning goals.** After this notebook students can
-# > 1. write down $\Delta W = \tfrac{\alpha}{r}\,B_{aux}B_{train}A_{train}A_{aux}$ with the shape of every factor, and say which factors are trained;
-# > 2. explain why $\operatorname{rank}\Delta W \le \min(r, a, b)$ and why $B_{train}=0$ makes the adapted model start *exactly* at the pretrained one;
-# > 3. derive the gradients of $A_{train}$ and $B_{train}$ by hand and confirm them with autograd;
-# > 4. recognise LoRA as the special case $A_{aux}=I$, $B_{aux}=I$, and any LoRA-Mini adapter as an ordinary LoRA after multiplying out;
-# > 5. explain why merging costs nothing at inference, and count the extra multiply-adds when the adapter is *not* merged;
-# > 6. read a singular-value spectrum, and predict from a small experiment what LoRA-Mini can and cannot learn.
+# > 1. write a LoRA-Mini layer, the code that swaps it into a model, and a training loop, in plain PyTorch;
+# > 2. write down $\Delta W = \tfrac{\alpha}{r}\,B_{aux}B_{train}A_{train}A_{aux}$ with the shape of every factor, and say which factors are trained;
+# > 3. explain why $\operatorname{rank}\Delta W \le \min(r, a, b)$ and why $B_{train}=0$ makes the adapted model start *exactly* at the pretrained one;
+# > 4. derive the gradient of $B_{train}$ by hand and confirm it with autograd;
+# > 5. recognise LoRA as the special case $A_{aux}=I$, $B_{aux}=I$, and any LoRA-Mini adapter as an ordinary LoRA after multiplying out;
+# > 6. count the extra multiply-adds of an unmerged adapter, and explain why merging (or pre-multiplying) removes them;
+# > 7. predict from a small experiment what LoRA-Mini can and cannot learn, and compute and read a confidence
+# >    interval over seeds.
 # >
-# > *Time:* 30–45 minutes. *Prerequisites:* matrix products, rank, the chain rule, basic PyTorch.
-# > *Source to read alongside:* [`loramini/layer.py`](../loramini/layer.py) (the layer) and
-# > [`loramini/counting.py`](../loramini/counting.py) (the closed-form counts).
+# > *Time:* 45–60 minutes, plus the exercises. *Prerequisites:* matrix products, rank, the chain rule, basic PyTorch.
+# > *Source to read alongside:* `loramini/layer.py` (the layer) and `loramini/counting.py` (the closed-form
+# > counts), in the package folder or on
+# > [GitHub](https://github.com/loramini-course/loramini/blob/main/loramini/layer.py).
 
 # %% [markdown]
-# > **Exercises.** Cells whose first lines read `# Exercise N` are for you. In the student copy of this
+# > **Exercises.** Cells whose first line reads `# Exercise N: …` are for you. In the student copy of this
 # > notebook (in `notebooks/exercises/`) the answer is replaced by `raise NotImplementedError()`: delete that
 # > line, write your answer there, and run the cell. The `checks.…` call at the end of the cell prints a ✓
-# > when you are right, and otherwise a hint that says what looks wrong. Later cells never depend on your
-# > answers, so you can skip an exercise and come back to it.
+# > when you are right, and otherwise one line with a hint that says what looks wrong. Where you write code,
+# > the check switches the package's own implementation off while your function runs, so it really tests
+# > yours. Later cells never depend on your answers, so you can skip an exercise and come back to it.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -76,24 +82,284 @@ print(f"loramini {loramini.__version__} | torch {torch.__version__} | device: {d
 # %%
 # NBVAL_IGNORE_OUTPUT
 # %matplotlib inline
+import copy
 import math
 import time
+from collections import OrderedDict
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import torch.nn.functional as F
 from torch import nn
 
 from loramini import checks   # the exercises' answer checks
 
-plt.rcParams.update({"figure.dpi": 72, "figure.figsize": (9, 3.2)})
+plt.rcParams.update({"figure.dpi": 110, "figure.figsize": (8, 3.2)})
 _ = torch.manual_seed(0)
 
 # %% [markdown]
-# ## 1. Three ways to change a weight matrix
+# ## 1. LoRA-Mini from scratch
 #
 # Take one frozen linear layer of a pretrained model, $h = W_0 x + \text{bias}$ with
-# $W_0 \in \mathbb{R}^{d_{out}\times d_{in}}$. Fine-tuning replaces $W_0$ by $W_0 + \Delta W$; the three methods
-# differ only in how $\Delta W$ is built, and therefore in how many numbers the optimizer has to move.
+# $W_0 \in \mathbb{R}^{d_{out}\times d_{in}}$. LoRA-Mini adds a side branch that squeezes the input through
+# four small matrices, an **hourglass**:
+#
+# $$x\;(d_{in}) \xrightarrow{A_{aux}} a \xrightarrow{A_{train}} r \xrightarrow{B_{train}} b
+# \xrightarrow{B_{aux}} d_{out}, \qquad y = W_0x + \text{bias} + \tfrac{\alpha}{r}\,B_{aux}B_{train}A_{train}A_{aux}\,x .$$
+#
+# The outer two factors are **random and frozen** (drawn from a seed, never trained, never stored); only the
+# inner two are **trained**. The picture below is drawn to scale for one $768\times768$ attention matrix of
+# RoBERTa-base with $a=b=32$, $r=8$ (the height of each bar is the width of the vector at that point).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from matplotlib.patches import Patch, Polygon, Rectangle
+
+
+def draw_hourglass(widths, names, trained, ax):
+    """Bars whose heights are the vector widths; bands between them are the factors (grey frozen, orange trained)."""
+    xs = [2.0 * i for i in range(len(widths))]
+    for i, (x0, x1) in enumerate(zip(xs, xs[1:])):
+        h0, h1 = widths[i] / 2, widths[i + 1] / 2
+        color = "tab:orange" if trained[i] else "0.75"
+        ax.add_patch(Polygon([(x0 + 0.15, -h0), (x1 - 0.15, -h1), (x1 - 0.15, h1), (x0 + 0.15, h0)], color=color))
+        shape = f"{widths[i + 1]}×{widths[i]}"
+        ax.text((x0 + x1) / 2, max(h0, h1) + 25, f"{names[i]}\n{shape}", ha="center", va="bottom", fontsize=8)
+    for x, w, label in zip(xs, widths, ["x: d_in", "a", "r", "b", "y: d_out"]):
+        ax.add_patch(Rectangle((x - 0.15, -w / 2), 0.3, w, color="tab:blue"))
+        ax.text(x, -w / 2 - 25, f"{label}\n= {w}", ha="center", va="top", fontsize=8)
+    top = max(widths) / 2 + 130
+    ax.annotate("", xy=(xs[-1], top), xytext=(xs[0], top), arrowprops=dict(arrowstyle="->", color="0.4"))
+    ax.text((xs[0] + xs[-1]) / 2, top + 10, "frozen W₀ (768×768) + bias: the pretrained path, unchanged",
+            ha="center", va="bottom", fontsize=8, color="0.3")
+    ax.set_xlim(-0.8, xs[-1] + 0.8)
+    ax.set_ylim(-max(widths) / 2 - 130, top + 80)
+    ax.axis("off")
+
+
+fig, ax = plt.subplots(figsize=(8, 3.6))
+draw_hourglass([768, 32, 8, 32, 768], ["A_aux", "A_train", "B_train", "B_aux"], [False, True, True, False], ax)
+ax.legend(handles=[Patch(color="0.75", label="frozen factor (random, regenerated from a seed)"),
+                   Patch(color="tab:orange", label="trained factor (nn.Parameter)"),
+                   Patch(color="tab:blue", label="vector width at that point")],
+          loc="lower center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=7, frameon=False)
+ax.set_title("The LoRA-Mini side branch of one 768×768 layer (a = b = 32, r = 8), heights to scale", fontsize=9)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ### The layer in 20 lines
+#
+# Two trained `nn.Parameter`s and two frozen buffers. Buffers move with `.to(device)` like parameters do, but
+# the optimizer never sees them. The aux factors are Gaussian, divided by $\sqrt{\text{fan-in}}$ so that a
+# projection keeps the size of what it projects (Section 12 checks this), and drawn from a CPU random
+# generator seeded from `(seed, layer name)`, so every machine gets the same ones. We borrow one helper from
+# the package, `stable_seed`, which only turns `(seed, name, factor)` into an integer by hashing.
+# $A_{train}$ starts random as in LoRA, $B_{train}$ at zero, so $\Delta W = 0$ at step 0.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from loramini.layer import stable_seed   # (seed, name, "A"/"B") -> an int, the same in every process
+
+
+class ScratchLoRAMini(nn.Module):
+    """y = base(x) + (alpha / r) · B_aux B_train A_train A_aux x, for x of shape (..., d_in)."""
+
+    def __init__(self, base: nn.Linear, r=8, a=32, b=32, alpha=16.0, seed=0, name=""):
+        super().__init__()
+        d_out, d_in = base.weight.shape
+        self.base, self.scale = base.requires_grad_(False), alpha / r       # W0 and bias: frozen
+        draw = lambda factor: torch.Generator().manual_seed(stable_seed(seed, name, factor))  # noqa: E731
+        self.register_buffer("A_aux", torch.randn(a, d_in, generator=draw("A")) / math.sqrt(d_in))  # (a, d_in)
+        self.register_buffer("B_aux", torch.randn(d_out, b, generator=draw("B")) / math.sqrt(b))    # (d_out, b)
+        self.A_train = nn.Parameter(torch.empty(r, a))                                              # (r, a)
+        nn.init.kaiming_uniform_(self.A_train, a=math.sqrt(5))               # LoRA's init for A
+        self.B_train = nn.Parameter(torch.zeros(b, r))                       # (b, r): ΔW = 0 at the start
+
+    def forward(self, x):
+        h = x @ self.A_aux.T @ self.A_train.T @ self.B_train.T @ self.B_aux.T   # d_in → a → r → b → d_out
+        return self.base(x) + self.scale * h
+
+
+demo = ScratchLoRAMini(nn.Linear(64, 48), r=4, a=16, b=12, alpha=8, name="demo")
+print("trained parameters:", {n: tuple(p.shape) for n, p in demo.named_parameters() if p.requires_grad})
+print("frozen parameters :", {n: tuple(p.shape) for n, p in demo.named_parameters() if not p.requires_grad})
+print("frozen buffers    :", {n: tuple(t.shape) for n, t in demo.named_buffers()})
+
+# %% [markdown]
+# ### Swapping it into a model
+#
+# A model is a tree of modules with dotted names (`encoder.layer.0.attention.self.query`). To adapt a layer
+# we replace it *on its parent*: find the parent by the name's prefix, then `setattr(parent, child, new)`.
+# Everything else is frozen first, so only the new adapters train. `list(...)` takes a snapshot of the tree,
+# because we change it while walking it.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def swap_in(model, targets, **layer_args):
+    """Replace every nn.Linear whose last name part is in `targets` by a ScratchLoRAMini; freeze the rest."""
+    model.requires_grad_(False)
+    for name, module in list(model.named_modules()):
+        if isinstance(module, nn.Linear) and name.rsplit(".", 1)[-1] in targets:
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent), child, ScratchLoRAMini(module, name=name, **layer_args))
+    return model
+
+
+def make_pretrained():
+    """A small 'pretrained' network: 32 → 64 → 32 with a tanh, fixed weights."""
+    torch.manual_seed(0)
+    return nn.Sequential(OrderedDict(up=nn.Linear(32, 64), act=nn.Tanh(), down=nn.Linear(64, 32)))
+
+
+scratch = swap_in(make_pretrained(), targets=["up", "down"], r=4, a=16, b=16, alpha=8)
+print(scratch)
+print("trainable:", [n for n, p in scratch.named_parameters() if p.requires_grad])
+
+# %% [markdown]
+# ### A short training loop
+#
+# The task: a "fine-tuned" teacher is the same network with a random rank-2 change added to both weight
+# matrices; the adapted student sees random inputs and the teacher's outputs, and Adam moves only
+# $A_{train}$ and $B_{train}$ to reduce the mean squared error. The teacher's change is generic, not chosen to
+# lie in the student's random subspaces, so the loss cannot reach zero (Section 11 explains why); it should
+# fall, and level off above zero.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+teacher = make_pretrained()
+with torch.no_grad():
+    gen = torch.Generator().manual_seed(1)
+    for layer_ in (teacher.up, teacher.down):
+        d_out, d_in = layer_.weight.shape
+        layer_.weight += 0.5 * torch.randn(d_out, 2, generator=gen) @ torch.randn(2, d_in, generator=gen) / math.sqrt(d_in)
+
+
+def train(model, steps=150, lr=1e-2, seed=0):
+    """Adam on the trainable parameters; returns the loss of every step."""
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    data = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(steps):
+        x = torch.randn(64, 32, generator=data)
+        with torch.no_grad():
+            y = teacher(x)
+        loss = F.mse_loss(model(x), y)
+        optimizer.zero_grad()    # clear the previous step's gradients
+        loss.backward()          # gradients for A_train and B_train only
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+scratch_losses = train(scratch)
+print(f"loss at step 1: {scratch_losses[0]:.4f}, after {len(scratch_losses)} steps: {scratch_losses[-1]:.4f}")
+assert scratch_losses[-1] < 0.75 * scratch_losses[0]
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+fig, ax = plt.subplots(figsize=(6, 3))
+ax.plot(range(1, len(scratch_losses) + 1), scratch_losses, label="ScratchLoRAMini (r=4, a=b=16) on up and down")
+ax.set_xlabel("training step")
+ax.set_ylabel("mean squared error to the teacher")
+ax.set_yscale("log")
+ax.set_title("The from-scratch adapter learns", fontsize=10)
+ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Now write a training step yourself, as a function. It gets the model, its optimizer and one batch, and must
+# leave the model one optimizer step further. Order matters, and one forgotten line makes gradients pile
+# up from step to step: the check runs two steps and compares with a reference.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+# Exercise 1: one training step
+def my_step(model, optimizer, x, y):
+    """One step on the mean squared error between model(x) and y; return the loss before the step (a float)."""
+    ### BEGIN SOLUTION
+    optimizer.zero_grad()
+    loss = F.mse_loss(model(x), y)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+    ### END SOLUTION
+
+
+checks.check_train_step(my_step)
+### BEGIN HIDDEN TESTS
+_m = swap_in(make_pretrained(), ["up"], r=2, a=8, b=8)
+_opt = torch.optim.SGD([p for p in _m.parameters() if p.requires_grad], lr=0.1)
+_before = _m.up.B_train.detach().clone()
+_x = torch.randn(4, 32)
+assert isinstance(my_step(_m, _opt, _x, teacher(_x).detach()), float) and not torch.equal(_m.up.B_train, _before)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Is it the same as the package?
+#
+# `loramini.LoRAMiniLinear` and `loramini.inject` are the package's versions of `ScratchLoRAMini` and
+# `swap_in`. They draw the aux factors the same way from the same `(seed, name)`, so on the same pretrained
+# network both adapters have bit-identical $A_{aux}$, $B_{aux}$. The random initial $A_{train}$ comes from the
+# global generator in a different order, so we copy it over, give both $B_{train}$ the same random values,
+# and compare outputs, gradients and a whole training run.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+scratch = swap_in(make_pretrained(), targets=["up", "down"], r=4, a=16, b=16, alpha=8)
+package = loramini.inject(make_pretrained(), loramini.LoRAMiniConfig(r=4, a=16, b=16, alpha=8,
+                                                                     target_modules=["up", "down"]))
+print(type(package.up).__name__, "|", package.up)
+for name in ["up", "down"]:
+    ours, theirs = scratch.get_submodule(name), package.get_submodule(name)
+    assert torch.equal(ours.A_aux, theirs.A_aux) and torch.equal(ours.B_aux, theirs.B_aux)
+    with torch.no_grad():
+        ours.A_train.copy_(theirs.A_train)
+        theirs.B_train.normal_()
+        ours.B_train.copy_(theirs.B_train)
+print("aux factors bit-identical in both layers: True")
+
+x = torch.randn(16, 32)
+y = teacher(x).detach()
+out_ours, out_theirs = scratch(x), package(x)
+F.mse_loss(out_ours, y).backward()
+F.mse_loss(out_theirs, y).backward()
+print("same outputs:", torch.allclose(out_ours, out_theirs, atol=1e-6))
+for name in ["up.A_train", "up.B_train", "down.A_train", "down.B_train"]:
+    g_ours, g_theirs = scratch.get_parameter(name).grad, package.get_parameter(name).grad
+    print(f"same gradient for {name:<13}:", torch.allclose(g_ours, g_theirs, rtol=1e-4, atol=1e-6))
+    assert torch.allclose(g_ours, g_theirs, rtol=1e-4, atol=1e-6)
+trainable = lambda m: sorted(n for n, p in m.named_parameters() if p.requires_grad)  # noqa: E731
+print("same trainable tensors:", trainable(scratch) == trainable(package), trainable(package))
+losses_ours, losses_theirs = train(scratch, steps=50), train(package, steps=50)
+print("same 50-step loss curve:", all(math.isclose(p, q, rel_tol=1e-3) for p, q in zip(losses_ours, losses_theirs)))
+assert torch.allclose(out_ours, out_theirs, atol=1e-6) and trainable(scratch) == trainable(package)
+
+# %% [markdown]
+# From here on we use the package. Its layer does the same maths; what the package adds is bookkeeping:
+# dtypes (the trained factors stay float32 on a bf16 model), devices, merging, saving, a custom backward
+# (Section 13), validation with clear error messages, and `inject`'s target presets. How the source of
+# `loramini/layer.py` splits up:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+import inspect
+
+import loramini.layer
+
+source_lines = lambda obj: len(inspect.getsource(obj).splitlines())  # noqa: E731
+print(f"loramini/layer.py: {source_lines(loramini.layer)} lines in all, of which")
+print(f"  LoRAMiniLinear (the layer, merge/unmerge, docstrings): {source_lines(loramini.LoRAMiniLinear)} lines")
+print(f"  LoRAMiniFunction (the custom backward):                {source_lines(loramini.layer.LoRAMiniFunction)} lines")
+print(f"  make_aux + stable_seed (the aux factors):              "
+      f"{source_lines(loramini.layer.make_aux) + source_lines(loramini.layer.stable_seed)} lines")
+
+# %% [markdown]
+# ## 2. Three ways to change a weight matrix
+#
+# Fine-tuning replaces $W_0$ by $W_0 + \Delta W$; the three methods differ only in how $\Delta W$ is built,
+# and therefore in how many numbers the optimizer has to move.
 #
 # | method | $\Delta W$ | trainable numbers |
 # |---|---|---|
@@ -101,12 +367,8 @@ _ = torch.manual_seed(0)
 # | LoRA | $\tfrac{\alpha}{r}\,B A$, with $A\in\mathbb{R}^{r\times d_{in}}$, $B\in\mathbb{R}^{d_{out}\times r}$ | $r\,(d_{in}+d_{out})$ |
 # | LoRA-Mini | $\tfrac{\alpha}{r}\,B_{aux}\,B_{train}\,A_{train}\,A_{aux}$ | $r\,(a+b)$ |
 #
-# LoRA-Mini splits each LoRA factor once more. The outer pieces $A_{aux}$ ($a\times d_{in}$) and
-# $B_{aux}$ ($d_{out}\times b$) are **random and frozen**; they are regenerated from a seed, so they are never
-# trained and never need to be stored. Only the small inner pieces $A_{train}$ ($r\times a$) and
-# $B_{train}$ ($b\times r$) learn. Let us put numbers on it for one $768\times768$ attention projection of
-# RoBERTa-base, using the package's own closed forms from
-# [`loramini/counting.py`](../loramini/counting.py):
+# Numbers for one $768\times768$ attention projection of RoBERTa-base, with the package's closed forms
+# from `loramini/counting.py`:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -124,21 +386,20 @@ print(f"LoRA-Mini (r={r}, a={a}, b={b}): {mini:>5,} numbers  ({lora / mini:.0f}x
 print(f"saving vs LoRA = (d_in + d_out) / (a + b) = {(d_in + d_out) / (a + b):g}, whatever r is")
 
 # %% [markdown]
-# Notice the last line: because both counts are proportional to $r$, the saving over LoRA is
-# $(d_{in}+d_{out})/(a+b)$ and does not depend on the rank at all. Notebook 02 turns this into exact counts
-# for whole models.
+# Because both counts are proportional to $r$, the saving over LoRA is $(d_{in}+d_{out})/(a+b)$ and does not
+# depend on the rank. Notebook 02 turns this into exact counts for whole models.
 #
-# Your turn. A transformer block has wider matrices than the attention projections: its feed-forward
-# part first widens each token from 768 to 3072 numbers. Count with pencil and paper first, then type
-# the number (not a formula that the computer evaluates for you, at least the first time).
+# Your turn. A transformer block has wider matrices than the attention projections: its feed-forward part
+# first widens each token from 768 to 3072 numbers. Count with pencil and paper, then type the resulting
+# number itself (e.g. `lora_ffn = 12345`), not a formula: the point is to do the arithmetic once by hand.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 1: count LoRA's trainable numbers by hand
+# Exercise 2: count LoRA's trainable numbers by hand
 # RoBERTa-base's feed-forward layer `intermediate.dense` maps d_in = 768 to d_out = 3072.
 # How many numbers does a LoRA adapter with r = 8 train on it? Set `lora_ffn` to that number.
 ### BEGIN SOLUTION
-lora_ffn = 8 * 768 + 3072 * 8   # A is r × d_in, B is d_out × r
+lora_ffn = 30_720   # A is r × d_in = 6,144 numbers, B is d_out × r = 24,576
 ### END SOLUTION
 checks.check_lora_count(lora_ffn, d_in=768, d_out=3072, r=8)
 ### BEGIN HIDDEN TESTS
@@ -146,11 +407,11 @@ assert lora_ffn == 30_720
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ## 2. Meet the layer
+# ## 3. The package's layer, factor by factor
 #
-# [`loramini.LoRAMiniLinear`](../loramini/layer.py) wraps an existing `nn.Linear`. We use a deliberately
-# small, lopsided layer ($d_{in}=64$, $d_{out}=48$, $a=16$, $b=12$, $r=4$) so that no two dimensions are
-# equal and every shape tells you which factor it belongs to.
+# `loramini.LoRAMiniLinear` wraps an existing `nn.Linear`. We use a deliberately small, lopsided layer
+# ($d_{in}=64$, $d_{out}=48$, $a=16$, $b=12$, $r=4$) so that no two dimensions are equal and every shape tells
+# you which factor it belongs to.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -160,25 +421,22 @@ layer = loramini.LoRAMiniLinear(base, r=4, a=16, b=12, alpha=8, name="demo.proj"
 print(layer)
 
 rows = []
-trainable = {n for n, p in layer.named_parameters() if p.requires_grad}
+trainable_names = {n for n, p in layer.named_parameters() if p.requires_grad}
 for factor in ["A_aux", "A_train", "B_train", "B_aux"]:
     tensor = getattr(layer, factor)
-    rows.append({"factor": factor, "shape": tuple(tensor.shape), "trainable": factor in trainable,
+    rows.append({"factor": factor, "shape": tuple(tensor.shape), "trainable": factor in trainable_names,
                  "kind": "parameter" if isinstance(tensor, nn.Parameter) else "buffer (from seed)"})
 assert layer.A_aux.shape == (16, 64) and layer.A_train.shape == (4, 16)
 assert layer.B_train.shape == (12, 4) and layer.B_aux.shape == (48, 12)
-assert trainable == {"A_train", "B_train"}          # the base weight and bias are frozen
+assert trainable_names == {"A_train", "B_train"}          # the base weight and bias are frozen
 pd.DataFrame(rows)
 
 # %% [markdown]
-# Read the shapes left to right in the order the input travels: $x$ ($d_{in}=64$) is squeezed by
-# $A_{aux}$ to $a=16$ numbers, by $A_{train}$ to $r=4$, widened by $B_{train}$ to $b=12$ and by $B_{aux}$ back
-# to $d_{out}=48$. That is the chain that `adapter_forward` in [`layer.py`](../loramini/layer.py)
-# computes.
+# Read the shapes in the order the input travels: $x$ ($d_{in}=64$) is squeezed by $A_{aux}$ to $a=16$
+# numbers, by $A_{train}$ to $r=4$, widened by $B_{train}$ to $b=12$ and by $B_{aux}$ back to $d_{out}=48$.
 #
-# The aux factors are drawn from a CPU random generator seeded with `(projection_seed, module name)`. The
-# same name and seed give bit-identical factors on any machine, which is why an adapter file can leave
-# them out:
+# The aux factors come from a CPU random generator seeded with `(projection_seed, module name)`. The same
+# name and seed give bit-identical factors, which is why an adapter file can leave them out:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -197,7 +455,7 @@ print("aux tensors in state_dict:", [k for k in layer.state_dict() if "aux" in k
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 2: the shapes of the four factors
+# Exercise 3: the shapes of the four factors
 # RoBERTa's `output.dense` maps d_in = 3072 to d_out = 768. Adapt it with r = 8, a = 64, b = 16.
 # Fill in the (rows, columns) of each factor, e.g. my_shapes = {"A_aux": (?, ?), "A_train": (?, ?), ...}
 ### BEGIN SOLUTION
@@ -210,14 +468,13 @@ assert all(tuple(my_shapes[f]) == tuple(getattr(_real, f).shape) for f in ["A_au
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ## 3. Why the adapted model starts exactly where the pretrained one was
+# ## 4. Why the adapted model starts exactly where the pretrained one was
 #
-# $B_{train}$ starts at zero, so the whole product $\Delta W$ is zero, and the layer computes exactly
-# what the base layer computes: not approximately, *exactly*. Training therefore begins from the
-# pretrained model, not from a randomly perturbed copy of it.
+# $B_{train}$ starts at zero, so the whole product $\Delta W$ is zero, and the layer computes exactly what
+# the base layer computes: not approximately, *exactly*. Training therefore begins from the pretrained model.
 #
 # Why not start both trainable factors at zero? Because then both gradients would be zero too (each one is
-# multiplied by the other factor, as Section 5 shows), and gradient descent could never leave the start.
+# multiplied by the other factor, as Section 6 shows), and gradient descent could never leave the start.
 # LoRA-Mini copies LoRA's trick: $A_{train}$ is random (Kaiming-uniform), $B_{train}$ is zero.
 
 # %%
@@ -231,19 +488,19 @@ assert torch.equal(layer(x), base(x))
 
 
 # %% [markdown]
-# ### Write the layer yourself
+# ### Write the formulas yourself
 #
-# The package's layer is about a hundred lines, most of them bookkeeping. Its heart is two formulas, and
-# you can write both from the table in Section 1. Each exercise hands you a real `LoRAMiniLinear` (with
-# random, non-zero factors, so that mistakes show) and compares your function with the package's.
-# Read the factors as attributes: `layer.A_aux`, `layer.A_train`, `layer.B_train`, `layer.B_aux`,
-# `layer.scale` ($\alpha/r$) and `layer.base` (the frozen `nn.Linear`).
+# You have seen the forward pass in `ScratchLoRAMini`; now write ΔW and the forward pass as free functions
+# of a package layer, from its attributes `layer.A_aux`, `layer.A_train`, `layer.B_train`, `layer.B_aux`,
+# `layer.scale` ($\alpha/r$) and `layer.base` (the frozen `nn.Linear`). The check hands you a fresh layer with
+# random, non-zero factors (so that mistakes show), switches off the layer's own `forward`, `adapter_forward`,
+# `delta_weight` and `merge` while your function runs, and compares with a float64 reference.
 #
 # First $\Delta W$ itself, a $d_{out}\times d_{in}$ matrix, like the base weight it is added to:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 3: build ΔW from the four factors
+# Exercise 4: build ΔW from the four factors
 def my_delta_weight(layer):
     """ΔW of a LoRAMiniLinear, shape (d_out, d_in)."""
     ### BEGIN SOLUTION
@@ -252,18 +509,23 @@ def my_delta_weight(layer):
 
 
 checks.check_delta_weight(my_delta_weight)
+### BEGIN HIDDEN TESTS
+_layer = loramini.LoRAMiniLinear(nn.Linear(20, 7), r=2, a=5, b=4, alpha=3, name="hidden")
+with torch.no_grad():
+    _layer.B_train.normal_()
+    assert torch.allclose(my_delta_weight(_layer).float(), _layer.delta_weight(), atol=1e-5)
+### END HIDDEN TESTS
 
 
 # %% [markdown]
 # Now the forward pass. A batch arrives as rows: `x` has shape `(..., d_in)`, with any number of leading
-# dimensions (batch, sequence). In row form a linear map $M$ is applied as `x @ M.T`. Follow the cheap order
-# of the chain, $x\to A_{aux}\to A_{train}\to B_{train}\to B_{aux}$, so that you never build a
-# $d_{out}\times d_{in}$ matrix, and do not forget the frozen base layer. (The package computes the same
-# thing in `LoRAMiniLinear.forward` and `adapter_forward`; read them *after* you have written yours.)
+# dimensions (batch, sequence). In row form a linear map $M$ is applied as `x @ M.T` (or `F.linear(x, M)`).
+# Follow the cheap order of the chain, $x\to A_{aux}\to A_{train}\to B_{train}\to B_{aux}$, so that you never
+# build a $d_{out}\times d_{in}$ matrix, and do not forget the frozen base layer with its bias.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 4: implement LoRAMiniLinear.forward
+# Exercise 5: the forward pass
 def my_forward(layer, x):
     """The output of a LoRAMiniLinear for x of shape (..., d_in): base output plus the scaled update."""
     ### BEGIN SOLUTION
@@ -281,66 +543,84 @@ _layer = loramini.LoRAMiniLinear(nn.Linear(20, 7), r=2, a=5, b=4, alpha=3, name=
 with torch.no_grad():
     _layer.B_train.normal_()
     _x = torch.randn(3, 20)
-    assert torch.allclose(my_forward(_layer, _x), _layer(_x), atol=1e-5), "my_forward only works for one shape"
+    assert torch.allclose(my_forward(_layer, _x).float(), _layer(_x), atol=1e-5), "my_forward only works for one shape"
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ## 4. The rank bound: $\operatorname{rank}\Delta W \le \min(r, a, b)$
+# ## 5. The rank bound: $\operatorname{rank}\Delta W \le \min(r, a, b)$
 #
 # The rank of a product is at most the smallest inner dimension it passes through. Written out,
 # $\Delta W = \tfrac{\alpha}{r}\,B_{aux}\,(B_{train}A_{train})\,A_{aux}$ passes through widths $a$, $r$ and
 # $b$, so no LoRA-Mini adapter can have rank above $\min(r, a, b)$. A useful way to picture it:
 # $\Delta W = B_{aux} M A_{aux}$ where the small matrix $M = B_{train}A_{train}$ ($b\times a$) has rank at most
-# $r$; LoRA-Mini is a low-rank update **inside a fixed random subspace** (the $b$ columns of $B_{aux}$ and the
-# $a$ rows of $A_{aux}$).
+# $r$; LoRA-Mini is a low-rank update **inside a fixed random subspace** (spanned by the $b$ columns of
+# $B_{aux}$ on the output side and the $a$ rows of $A_{aux}$ on the input side).
 #
-# Let us check it numerically: give $B_{train}$ random values (as training would) and count singular
-# values. In float32 the "zero" singular values come out around $10^{-7}$ of the largest, so we count those
-# above $10^{-4}$ times the largest.
+# Before the general check, predict one case yourself.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+# Exercise 6: predict the rank, then measure it
+# A colleague adapts a 64 → 48 layer with r = 8, a = 16, b = 4 (the package refuses r > min(a, b);
+# our ScratchLoRAMini does not). Once B_train has been trained to non-zero values, what rank will ΔW have?
+# Predict it first and set `predicted_rank`; the cell then builds the layer and measures the rank.
+### BEGIN SOLUTION
+predicted_rank = 4   # ΔW passes through widths a = 16, r = 8 and b = 4: the narrowest one wins
+### END SOLUTION
+checks.check_rank_bound(predicted_rank, r=8, a=16, b=4)
+_probe = ScratchLoRAMini(nn.Linear(64, 48), r=8, a=16, b=4, name="probe")
+with torch.no_grad():
+    _probe.B_train.normal_()
+    _delta = _probe.scale * _probe.B_aux @ _probe.B_train @ _probe.A_train @ _probe.A_aux
+print("measured rank of ΔW:", int(torch.linalg.matrix_rank(_delta, rtol=1e-4)))
+### BEGIN HIDDEN TESTS
+assert predicted_rank == 4
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Now many settings at once: give $B_{train}$ random values (as training would) and count singular values.
+# In float32 the "zero" singular values come out around $10^{-7}$ of the largest, so we count those above
+# $10^{-4}$ times the largest. The settings with $r > \min(a, b)$ need `ScratchLoRAMini`, since the package's
+# layer refuses them (see below), so the whole table uses it.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 def numerical_rank(matrix):
     return int(torch.linalg.matrix_rank(matrix, rtol=1e-4))
 
+
+def scratch_delta(m):
+    """ΔW of a ScratchLoRAMini, (d_out, d_in)."""
+    return (m.scale * m.B_aux @ m.B_train @ m.A_train @ m.A_aux).detach()
+
+
 rows = []
-for r_, a_, b_ in [(4, 16, 12), (2, 16, 12), (8, 16, 12), (8, 6, 12), (8, 16, 5), (12, 16, 12)]:
+for r_, a_, b_ in [(2, 16, 12), (4, 16, 12), (8, 16, 12), (12, 16, 12), (8, 6, 12), (8, 16, 5)]:
     torch.manual_seed(1)
-    probe = loramini.LoRAMiniLinear(nn.Linear(64, 48), r=r_, a=a_, b=b_, name="probe")
+    probe = ScratchLoRAMini(nn.Linear(64, 48), r=r_, a=a_, b=b_, name="probe")
     with torch.no_grad():
         probe.B_train.normal_()
-    rank = numerical_rank(probe.delta_weight())
+    rank = numerical_rank(scratch_delta(probe))
     assert rank == min(r_, a_, b_)
     rows.append({"r": r_, "a": a_, "b": b_, "min(r, a, b)": min(r_, a_, b_), "rank of ΔW": rank})
 pd.DataFrame(rows)
 
 # %% [markdown]
-# The rows with $r > \min(a, b)$ show rank stuck at $\min(a,b)$: the extra rank is paid for in
-# parameters but buys nothing. That is why `LoRAMiniConfig` refuses such settings, with a message saying
-# how to fix them:
+# The rows with $r > \min(a, b)$ show the rank stuck at $\min(a,b)$: the extra rank is paid for in
+# parameters but buys nothing. That is why `LoRAMiniConfig` and `LoRAMiniLinear` refuse such settings, with a
+# message saying how to fix them:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-try:
-    loramini.LoRAMiniConfig(r=16, a=8, b=32)
-except ValueError as err:
-    print("ValueError:", err)
+for build in [lambda: loramini.LoRAMiniConfig(r=16, a=8, b=32),
+              lambda: loramini.LoRAMiniLinear(nn.Linear(64, 48), r=8, a=16, b=4, name="probe")]:
+    try:
+        build()
+    except ValueError as err:
+        print("ValueError:", err)
 
 # %% [markdown]
-# Check your understanding with a lopsided setting, where the rank you asked for is not the one you get.
-
-# %%
-# NBVAL_CHECK_OUTPUT
-# Exercise 5: find the bottleneck
-# A colleague adapts a layer with r = 8, a = 64, b = 4 (LoRAMiniConfig would refuse it; imagine it did not).
-# What is the largest rank ΔW can reach? Set `max_rank` to that number.
-### BEGIN SOLUTION
-max_rank = 4   # ΔW passes through widths a = 64, r = 8 and b = 4; the narrowest one wins
-### END SOLUTION
-checks.check_rank_bound(max_rank, r=8, a=64, b=4)
-
-# %% [markdown]
-# ## 5. Which gradients exist, derived by hand
+# ## 6. The gradients, derived by hand
 #
 # Only $A_{train}$ and $B_{train}$ are trainable, so only they get gradients. To derive them, use the
 # column convention of the maths: a batch of $n$ inputs is $X\in\mathbb{R}^{d_{in}\times n}$, and
@@ -367,8 +647,8 @@ checks.check_rank_bound(max_rank, r=8, a=64, b=4)
 #   gradient, projected into the $b$-dimensional random subspace.
 # * $W_0$, the bias, $A_{aux}$ and $B_{aux}$ get no gradient at all, so the optimizer keeps no state for them.
 #
-# Now let autograd check the algebra. We give $B_{train}$ random values first so that both gradients are
-# non-zero, and use the loss $L=\tfrac12\lVert Y-T\rVert^2$, for which $G = Y - T$.
+# Autograd checks the algebra. We give $B_{train}$ random values first so that both gradients are non-zero,
+# and use the loss $L=\tfrac12\lVert Y-T\rVert^2$, for which $G = Y - T$.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -410,12 +690,12 @@ print("at init, |dL/dB_train| > 0 :", bool(fresh.B_train.grad.abs().sum() > 0))
 # Now translate the boxed formula for $\partial L/\partial B_{train}$ into PyTorch's *row* convention, where
 # the batch `x` is `(n, d_in)` and the gradient arriving from above, `g` $=\partial L/\partial y$, is
 # `(n, d_out)`. Every transpose flips: the column formula's $X$ is the rows' `x.T`, and $G$ is `g.T`. Shapes
-# are your guide: the answer must be $b\times r$, like $B_{train}$. The check runs autograd on the same
-# layer and compares.
+# are your guide: the answer must be $b\times r$, like $B_{train}$. Autograd is switched off while your
+# function runs (so it has to be a derivation); the check then compares with autograd on a copy.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 6: the gradient of B_train, by hand
+# Exercise 7: the gradient of B_train, by hand
 def my_grad_B_train(layer, x, g):
     """dL/dB_train, shape (b, r), for inputs x (n, d_in) and output gradient g = dL/dy (n, d_out)."""
     ### BEGIN SOLUTION
@@ -426,9 +706,19 @@ def my_grad_B_train(layer, x, g):
 
 
 checks.check_grad_B_train(my_grad_B_train)
+### BEGIN HIDDEN TESTS
+_layer = loramini.LoRAMiniLinear(nn.Linear(9, 6), r=2, a=4, b=3, alpha=5, name="hidden")
+with torch.no_grad():
+    _layer.B_train.normal_()
+_x, _g = torch.randn(5, 9), torch.randn(5, 6)
+with torch.no_grad():
+    _mine = my_grad_B_train(_layer, _x, _g).float()
+_layer(_x).backward(_g)
+assert torch.allclose(_mine, _layer.B_train.grad, rtol=1e-4, atol=1e-5)
+### END HIDDEN TESTS
 
 # %% [markdown]
-# ## 6. LoRA is a special case, and every LoRA-Mini adapter *is* a LoRA
+# ## 7. LoRA is a special case, and every LoRA-Mini adapter *is* a LoRA
 #
 # Two facts tie the methods together.
 #
@@ -478,9 +768,9 @@ assert same_output and peft_trainable == ours_trainable == loramini.lora_params(
 # %% [markdown]
 # **LoRA-Mini inside LoRA.** Group the four factors in pairs:
 # $\Delta W = \tfrac{\alpha}{r}\,(B_{aux}B_{train})(A_{train}A_{aux})$. The left pair is $d_{out}\times r$,
-# the right pair $r\times d_{in}$: an ordinary rank-$r$ LoRA. This is how
-# [`loramini.export_peft`](../loramini/io.py) writes an adapter that any LoRA server can load. Training is
-# where the methods differ (LoRA-Mini moves far fewer numbers), not inference.
+# the right pair $r\times d_{in}$: an ordinary rank-$r$ LoRA. This is how `loramini.export_peft` (in
+# `loramini/io.py`) writes an adapter that any LoRA server can load. The methods differ in training (LoRA-Mini
+# moves far fewer numbers), not in what the finished adapter can be turned into.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -492,7 +782,7 @@ print("(α/r)·B·A == ΔW:", torch.allclose(as_plain_lora, layer.delta_weight()
 assert torch.allclose(as_plain_lora, layer.delta_weight(), atol=1e-6)
 
 # %% [markdown]
-# ## 7. Merging: zero extra cost at inference
+# ## 8. Merging: zero extra cost at inference
 #
 # Once training is over, $W_0 + \Delta W$ is just another $d_{out}\times d_{in}$ matrix. `merge()` adds
 # $\Delta W$ into the base weight, after which the layer costs exactly what the original layer cost;
@@ -532,17 +822,54 @@ print("logits unchanged by merging:", torch.allclose(before, after, atol=1e-5))
 assert left == 0 and torch.allclose(before, after, atol=1e-5)
 
 # %% [markdown]
-# ## 8. Extra compute per token when the adapter is not merged
+# `merge_and_unload` is the layer swap of Section 1 run backwards: each adapted layer is replaced, on its
+# parent, by a plain `nn.Linear` that holds $W_0 + \Delta W$. Write it yourself. The check gives you a small
+# model with LoRA-Mini on some layers and switches the package's merge functions off while yours runs.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+# Exercise 8: merge and unload, by hand
+def my_merge_and_unload(model):
+    """Replace every loramini.LoRAMiniLinear in `model` by a plain nn.Linear with weight W0 + ΔW and the
+    base layer's bias; return the model."""
+    ### BEGIN SOLUTION
+    for name, module in list(model.named_modules()):
+        if isinstance(module, loramini.LoRAMiniLinear):
+            merged = nn.Linear(module.in_features, module.out_features, bias=module.base.bias is not None)
+            with torch.no_grad():
+                delta = module.scale * module.B_aux @ module.B_train @ module.A_train @ module.A_aux
+                merged.weight.copy_(module.base.weight + delta)
+                if module.base.bias is not None:
+                    merged.bias.copy_(module.base.bias)
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent), child, merged)
+    return model
+    ### END SOLUTION
+
+
+checks.check_merge_and_unload(my_merge_and_unload)
+### BEGIN HIDDEN TESTS
+_m = loramini.inject(loramini.tiny_roberta(seed=1), loramini.LoRAMiniConfig(r=2, a=8, b=8, target_modules="attention"))
+with torch.no_grad():
+    for _, _l in loramini.loramini_layers(_m):
+        _l.B_train.normal_(std=0.02)
+    _ids = torch.randint(3, 1000, (2, 6))
+    _before = _m(input_ids=_ids).logits
+    _out = my_merge_and_unload(_m) or _m
+    assert not list(loramini.loramini_layers(_out)) and torch.allclose(_out(input_ids=_ids).logits, _before, atol=1e-5)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 9. Extra compute per token when the adapter is not merged
 #
-# During training (and when serving several adapters on one base model) the adapter runs as a side
-# branch. Following the cheap order $x \to a \to r \to b \to d_{out}$, one token costs
+# During training (and when serving several adapters on one base model) the adapter runs as a side branch.
+# Following the chain $x \to a \to r \to b \to d_{out}$ one factor at a time, one token costs
 #
 # $$\underbrace{d_{in}a}_{A_{aux}} + \underbrace{ar}_{A_{train}} + \underbrace{rb}_{B_{train}} +
 # \underbrace{b\,d_{out}}_{B_{aux}} \quad\text{multiply-adds, versus LoRA's}\quad r\,(d_{in}+d_{out}).$$
 #
-# Since $a, b \ge r$, LoRA-Mini's side branch is never cheaper than LoRA's: it trades a little compute for
-# far fewer trainable (and stored) numbers. Both are small next to the base layer's $d_{in}d_{out}$, and
-# both vanish after merging. Here are RoBERTa-base's three matrix shapes with $r=8$, $a=b=32$:
+# Since $a, b \ge r$, this plain chain is never cheaper than LoRA's branch. For RoBERTa-base's three matrix
+# shapes with $r=8$, $a=b=32$:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -551,103 +878,120 @@ rows = []
 for kind, (d_in, d_out) in {"attention 768→768": (768, 768), "intermediate 768→3072": (768, 3072),
                             "output 3072→768": (3072, 768)}.items():
     base_macs = d_in * d_out
-    mini_macs = d_in * a + a * r + r * b + b * d_out
+    chain_macs = d_in * a + a * r + r * b + b * d_out
     lora_macs = r * (d_in + d_out)
-    rows.append({"layer": kind, "base": base_macs, "LoRA r=8": lora_macs, "LoRA-Mini r=8,a=b=32": mini_macs,
-                 "LoRA % of base": round(100 * lora_macs / base_macs, 2),
-                 "LoRA-Mini % of base": round(100 * mini_macs / base_macs, 2), "merged": 0})
+    rows.append({"layer": kind, "base": base_macs, "LoRA r=8": lora_macs, "LoRA-Mini chain": chain_macs,
+                 "chain / LoRA": round(chain_macs / lora_macs, 2),
+                 "LoRA-Mini chain % of base": round(100 * chain_macs / base_macs, 2), "merged": 0})
 pd.DataFrame(rows).set_index("layer")
 
 # %% [markdown]
-# Do not take a formula on trust when you can count. PyTorch's `FlopCounterMode` counts the floating-point
-# operations of every matrix product (2 per multiply-add). Running the chain on one token, with the real
-# factors of a RoBERTa-sized `LoRAMiniLinear`, should give exactly twice the formula:
+# On the attention shape the plain chain costs **49,664** multiply-adds per token against LoRA's **12,288**:
+# about **4x** LoRA's branch (here $a=b=32$ is four times $r=8$), though still only 8% of the base layer's
+# 589,824. All of it vanishes after merging.
+#
+# There is a cheaper grouping. Multiply each pair once per batch, $A = A_{train}A_{aux}$ ($r\times d_{in}$,
+# costing $r\,a\,d_{in}$) and $B = B_{aux}B_{train}$ ($d_{out}\times r$, costing $d_{out}\,b\,r$); after that each
+# token costs $r\,(d_{in}+d_{out})$, **exactly LoRA's cost**, which is the export of Section 7 applied on the fly.
+# PyTorch's `FlopCounterMode` counts floating-point operations (2 per multiply-add); counting at two batch
+# sizes separates the per-token cost from the once-per-batch cost:
 
 # %%
 # NBVAL_CHECK_OUTPUT
 from torch.utils.flop_counter import FlopCounterMode
 
 
-def count_flops(fn, *args):
+def count_macs(fn, *args):
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         fn(*args)
-    return counter.get_total_flops()
+    return counter.get_total_flops() // 2
+
+
+def per_token_and_per_batch(fn, m, d_in):
+    one, many = count_macs(fn, m, torch.randn(1, d_in)), count_macs(fn, m, torch.randn(1001, d_in))
+    per_token = (many - one) // 1000
+    return per_token, one - per_token
 
 
 def chain(m, x):
-    """The adapter written out factor by factor: x → A_aux → A_train → B_train → B_aux."""
+    """Factor by factor: x → A_aux → A_train → B_train → B_aux."""
     return m.scale * (((x @ m.A_aux.T) @ m.A_train.T) @ m.B_train.T) @ m.B_aux.T
 
 
-for d_in, d_out in [(768, 768), (768, 3072), (3072, 768)]:
-    big = loramini.LoRAMiniLinear(nn.Linear(d_in, d_out), r=8, a=32, b=32, name="flops")
-    flops = count_flops(chain, big, torch.randn(1, d_in))
-    formula = d_in * 32 + 32 * 8 + 8 * 32 + 32 * d_out
-    print(f"{d_in:>4}→{d_out:<4}: counted {flops:>7,} FLOPs = 2 × {formula:,} multiply-adds: {flops == 2 * formula}")
-    assert flops == 2 * formula
+def premultiplied(m, x):
+    """Both pairs multiplied once per batch, then a plain rank-r LoRA: x → A (r) → B (d_out)."""
+    A, B = m.A_train @ m.A_aux, m.scale * (m.B_aux @ m.B_train)
+    return (x @ A.T) @ B.T
 
-# %% [markdown]
-# A library is free to *regroup* the same product for speed. For instance, multiplying
-# $B_{aux}B_{train}$ into one $d_{out}\times r$ matrix once per batch (a cost of $d_{out}\,b\,r$ per batch,
-# not per token) brings the per-token cost down to $d_{in}a + ar + r\,d_{out}$. Which grouping loramini uses
-# is documented in [`layer.py`](../loramini/layer.py); the next cell measures the package's own
-# `adapter_forward`, separating the per-token cost from any once-per-batch cost by counting two batch sizes.
-# Whatever the grouping, the result must never cost more per token than the plain chain.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Implementation-dependent (so not checked by nbval): the package's adapter path, per token.
 big = loramini.LoRAMiniLinear(nn.Linear(768, 768), r=8, a=32, b=32, name="flops")
-f_small, f_large = (count_flops(big.adapter_forward, torch.randn(n, 768)) for n in (1, 1001))
-per_token = (f_large - f_small) // 1000 // 2
-per_batch = f_small // 2 - per_token
-print(f"loramini.adapter_forward, 768→768: {per_token:,} multiply-adds per token "
-      f"+ {per_batch:,} once per batch")
-print(f"plain chain d_in·a + a·r + r·b + b·d_out = {768 * 32 + 32 * 8 + 8 * 32 + 32 * 768:,}; "
-      f"LoRA r·(d_in + d_out) = {8 * 1536:,}")
-assert per_token <= 768 * 32 + 32 * 8 + 8 * 32 + 32 * 768
+rows = []
+for label, fn in [("plain chain", chain), ("both pairs pre-multiplied", premultiplied),
+                  ("loramini's adapter_forward", lambda m, x: m.adapter_forward(x))]:
+    token, batch = per_token_and_per_batch(fn, big, 768)
+    rows.append({"768→768, r=8, a=b=32": label, "multiply-adds per token": token, "once per batch": batch})
+rows.append({"768→768, r=8, a=b=32": "LoRA r=8 (formula)", "multiply-adds per token": 8 * 1536, "once per batch": 0})
+cost = pd.DataFrame(rows).set_index("768→768, r=8, a=b=32")
+assert cost.iloc[0, 0] == 768 * 32 + 32 * 8 + 8 * 32 + 32 * 768 == 49_664
+assert cost.iloc[1, 0] == 8 * (768 + 768) == 12_288
+cost
 
 # %% [markdown]
-# One more count, this time of compute rather than memory, for the widest-to-narrowest layer of the block.
+# The package's `adapter_forward` sits in between: it pre-multiplies only the output pair
+# ($B_{aux}B_{train}$, once per call) and keeps the input side as the chain, so per token it pays
+# $d_{in}a + ar + r\,d_{out}$. Pre-multiplying the input pair as well would reach LoRA's per-token cost, at
+# $r\,a\,d_{in}$ multiply-adds per batch. Every grouping computes the same $\Delta W x$; only the cost moves.
+#
+# One more count, for the widest-to-narrowest layer of the block. Predict it by hand, then the cell counts it.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 7: extra multiply-adds per token
+# Exercise 9: extra multiply-adds per token
 # An unmerged LoRA-Mini adapter on `output.dense` (d_in = 3072 → d_out = 768) with r = 4, a = b = 16,
 # applied as the plain chain x → A_aux → A_train → B_train → B_aux. How many multiply-adds per token?
 ### BEGIN SOLUTION
 extra_macs = 3072 * 16 + 16 * 4 + 4 * 16 + 16 * 768
 ### END SOLUTION
 checks.check_extra_flops(extra_macs, d_in=3072, d_out=768, r=4, a=16, b=16)
+_wide = loramini.LoRAMiniLinear(nn.Linear(3072, 768), r=4, a=16, b=16, name="exercise")
+print("counted by FlopCounterMode:", count_macs(chain, _wide, torch.randn(1, 3072)) == extra_macs)
+### BEGIN HIDDEN TESTS
+assert extra_macs == 61_568
+### END HIDDEN TESTS
 
 # %% [markdown]
-# ## 9. Pictures: what the updates look like
+# ## 10. Pictures: what the updates look like
 #
 # Heatmaps first. LoRA's $\Delta W$ (left) is a product of two trained factors and can point anywhere.
 # LoRA-Mini's $\Delta W$ (middle) is built from the small trained core $M = B_{train}A_{train}$ (right, only
-# $b\times a = 12\times16$) and spread out over the full $48\times 64$ matrix by the fixed random projections.
-# Both have rank 4.
+# $b\times a = 12\times16$, indexed by the aux directions rather than by input and output coordinates) and spread
+# over the full $48\times 64$ matrix by the fixed random projections. Both have rank 4.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+from matplotlib.ticker import MaxNLocator
+
 torch.manual_seed(5)
 lora_like = loramini.LoRAMiniLinear(nn.Linear(64, 48), r=4, a=64, b=48, alpha=4, aux_init="identity", name="p")
 mini_like = loramini.LoRAMiniLinear(nn.Linear(64, 48), r=4, a=16, b=12, alpha=4, name="p")
 with torch.no_grad():
     for m in (lora_like, mini_like):
         m.B_train.normal_()
-panels = [("LoRA ΔW (48×64)", lora_like.delta_weight()),
-          ("LoRA-Mini ΔW (48×64)", mini_like.delta_weight()),
-          ("core M = B_train A_train (12×16)", (mini_like.B_train @ mini_like.A_train).detach())]
-fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
-for ax, (title, mat) in zip(axes, panels):
+panels = [("LoRA ΔW (48×64)", lora_like.delta_weight(), "input coordinate j", "output coordinate i"),
+          ("LoRA-Mini ΔW (48×64)", mini_like.delta_weight(), "input coordinate j", "output coordinate i"),
+          ("core M = B_train A_train (12×16)", (mini_like.B_train @ mini_like.A_train).detach(),
+           "A_aux direction (row of A_aux)", "B_aux direction (column of B_aux)")]
+fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+for ax, (title, mat, xlabel, ylabel) in zip(axes, panels):
     lim = mat.abs().max().item()
     im = ax.imshow(mat.detach().numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
     ax.set_title(title, fontsize=10)
-    ax.set_xlabel("input dim")
-    ax.set_ylabel("output dim")
-    fig.colorbar(im, ax=ax, shrink=0.8)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_ylabel(ylabel, fontsize=9)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # rows and columns are whole numbers
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.colorbar(im, ax=ax, shrink=0.8, label="entry value")
 fig.tight_layout()
 plt.show()
 
@@ -655,50 +999,51 @@ plt.show()
 # Heatmaps hide rank; **singular values** reveal it. A matrix of rank $k$ has exactly $k$ non-zero
 # singular values, so on a log scale its spectrum falls off a cliff after the $k$-th one. A dense random
 # update (what full fine-tuning may produce) has no cliff; LoRA and LoRA-Mini with $r=4$ both drop after
-# 4 values; and LoRA-Mini with $r=8$ but $a=6$ drops after 6, the rank bound of Section 4 seen in a picture.
+# 4 values; and LoRA-Mini with $r=8$ but $a=6$ drops after 6, the rank bound of Section 5 seen in a picture.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 torch.manual_seed(6)
-capped = loramini.LoRAMiniLinear(nn.Linear(64, 48), r=8, a=6, b=12, alpha=8, name="p")
+capped = ScratchLoRAMini(nn.Linear(64, 48), r=8, a=6, b=12, alpha=8, name="p")   # r > a: the package refuses it
 with torch.no_grad():
     capped.B_train.normal_()
 spectra = {"dense random update (full FT)": torch.randn(48, 64),
            "LoRA, r=4": lora_like.delta_weight(),
            "LoRA-Mini, r=4, a=16, b=12": mini_like.delta_weight(),
-           "LoRA-Mini, r=8, a=6, b=12": capped.delta_weight()}
+           "LoRA-Mini, r=8, a=6, b=12 (ScratchLoRAMini)": scratch_delta(capped)}
 fig, ax = plt.subplots(figsize=(7, 3.4))
 for (label, mat), marker in zip(spectra.items(), "o^sD"):
     sv = torch.linalg.svdvals(mat.detach())
     ax.semilogy(range(1, len(sv) + 1), (sv / sv[0]).clamp_min(1e-9).numpy(), marker=marker, ms=3, label=label)
-ax.set_xlabel("index i")
+ax.set_xlabel("singular value index i")
 ax.set_ylabel("σ_i / σ_1 (log scale)")
-ax.set_title("Singular-value spectra of ΔW")
+ax.set_title("Singular-value spectra of ΔW", fontsize=10)
 ax.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## 10. A small experiment: recovering a planted low-rank update
+# ## 11. A small experiment: recovering a planted low-rank update
 #
 # Suppose the "right" update for a task is a known rank-$k$ matrix $\Delta W^*$ (here $k=4$, on a
 # $64\times64$ layer with $a=b=32$). We show the layer random inputs $x$ together with the outputs
-# $\Delta W^* x$ it should produce, and let Adam fit $A_{train}$ and $B_{train}$ by gradient descent, for
-# ranks $r=1,\dots,8$. We measure the relative error $\lVert\Delta W-\Delta W^*\rVert_F^2/\lVert\Delta W^*\rVert_F^2$.
+# $\Delta W^* x$ it should produce, and let Adam fit $A_{train}$ and $B_{train}$, for ranks $r=1,\dots,8$. We
+# measure the relative error $\lVert\Delta W-\Delta W^*\rVert_F^2/\lVert\Delta W^*\rVert_F^2$.
 #
-# We plant two kinds of target:
-# * **inside LoRA-Mini's subspace**, $\Delta W^* = B_{aux}M^*A_{aux}$ with $M^*$ of rank $k$. Prediction: the
-#   error falls as $r$ grows and hits (numerically) zero at $r=k$: a *knee*.
-# * **a generic rank-$k$ matrix**, not aligned with the random subspaces. LoRA (identity aux) can still fit
-#   it exactly from $r=k$ on. LoRA-Mini can only reach the part of $\Delta W^*$ that lives in its
-#   $b$-dimensional output and $a$-dimensional input subspaces; for random subspaces that is about a
-#   fraction $\frac{a}{d_{in}}\cdot\frac{b}{d_{out}}$ of the energy, so the error should plateau near
-#   $1-\frac{a\,b}{d_{in}d_{out}} = 0.75$, whatever $r$.
+# We plant two kinds of target, both built from a core with singular values 4, 3, 2, 1:
+# * **inside LoRA-Mini's subspace**, $\Delta W^* = B_{aux}M^*A_{aux}$ where $M^*$ ($32\times32$) has singular
+#   values 4, 3, 2, 1. The random aux factors are not orthonormal, so $\Delta W^*$ itself ends up with other
+#   singular values (printed below), still exactly 4 of them. Prediction: the error falls as $r$ grows and
+#   reaches (numerically) zero at $r=k$: a *knee*.
+# * **a generic rank-$k$ matrix** with singular values exactly 4, 3, 2, 1 and random singular vectors, not
+#   aligned with the random subspaces. LoRA (identity aux) can fit it exactly from $r=k$ on. LoRA-Mini can only
+#   reach the part of $\Delta W^*$ that lives in its $b$-dimensional output and $a$-dimensional input
+#   subspaces; for random subspaces that is on average a fraction $\frac{a}{d_{in}}\cdot\frac{b}{d_{out}}$ of the
+#   energy, so its error should plateau near $1-\frac{a\,b}{d_{in}d_{out}} = 0.75$, whatever $r$.
 #
-# The second case is an honest limit of the method: with $a, b \ll d$, LoRA-Mini bets that a random
-# subspace of a *large* layer contains enough useful directions. Whether that bet pays off on real tasks is
-# an empirical question, which notebooks 03 and 04 take up. (Smoke mode uses fewer optimizer steps; the
-# conclusions are the same.)
+# The second case is an honest limit of the method: with $a, b \ll d$, LoRA-Mini bets that a random subspace of
+# a *large* layer contains enough useful directions (Section 12 says why that bet is reasonable). Smoke mode
+# runs fewer optimizer steps than full mode, so the numbers in this section differ slightly between the modes.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -709,14 +1054,14 @@ STEPS = 120 if SMOKE else 300
 
 def relative_error(adapted, target):
     with torch.no_grad():
-        return ((adapted.delta_weight() - target).norm() ** 2 / target.norm() ** 2).item()
+        return ((adapted.delta_weight() - target.to(adapted.A_aux.device)).norm() ** 2 / target.norm() ** 2).item()
 
 
-def fit(target, r, aux_init="gaussian", a=A_DIM, b=B_DIM, steps=STEPS, lr=2e-2):
-    """Fit one adapter's A_train/B_train so that the adapter maps x to target @ x (teaching code)."""
+def fit(target, r, aux_init="gaussian", a=A_DIM, b=B_DIM, steps=STEPS, lr=2e-2, projection_seed=0):
+    """Fit one adapter's A_train/B_train so that the adapter maps x to target @ x; returns the relative error."""
     torch.manual_seed(0)
     adapted = loramini.LoRAMiniLinear(nn.Linear(D, D), r=r, a=a, b=b, alpha=r, name="planted",
-                                      aux_init=aux_init).to(device)
+                                      aux_init=aux_init, projection_seed=projection_seed).to(device)
     target = target.to(device)
     opt = torch.optim.Adam([adapted.A_train, adapted.B_train], lr=lr)
     inputs = torch.Generator().manual_seed(1)
@@ -729,7 +1074,6 @@ def fit(target, r, aux_init="gaussian", a=A_DIM, b=B_DIM, steps=STEPS, lr=2e-2):
     return relative_error(adapted, target)
 
 
-# The two planted targets, both with singular values 4, 3, 2, 1.
 gen = torch.Generator().manual_seed(42)
 strengths = torch.diag(torch.tensor([4.0, 3.0, 2.0, 1.0]))
 subspace = loramini.LoRAMiniLinear(nn.Linear(D, D), r=1, a=A_DIM, b=B_DIM, name="planted")  # same aux as fit()
@@ -740,6 +1084,10 @@ U, _ = torch.linalg.qr(torch.randn(D, K, generator=gen))
 V, _ = torch.linalg.qr(torch.randn(D, K, generator=gen))
 target_generic = U @ strengths @ V.T
 assert numerical_rank(target_inside) == numerical_rank(target_generic) == K
+for label, target_ in [("inside the subspace", target_inside), ("generic", target_generic)]:
+    sv = torch.linalg.svdvals(target_)
+    print(f"target {label:<19}: top singular values {[round(v, 3) for v in sv[:5].tolist()]}, "
+          f"best rank-1 relative error {(sv[1:] ** 2).sum().item() / (sv ** 2).sum().item():.3f}")
 
 start, threads = time.time(), torch.get_num_threads()
 torch.set_num_threads(1)   # these matrices are tiny: one CPU thread beats several fighting over them
@@ -761,8 +1109,8 @@ for column, marker in zip(results.columns, "os^"):
 ax.axvline(K, color="grey", ls="--", lw=1)
 ax.text(K + 0.1, 1e-3, f"planted rank k={K}", color="grey")
 ax.set_xlabel("adapter rank r")
-ax.set_ylabel("relative error of ΔW (log)")
-ax.set_title("Recovering a planted rank-4 update")
+ax.set_ylabel("relative error ‖ΔW − ΔW*‖² / ‖ΔW*‖²")
+ax.set_title("Recovering a planted rank-4 update (64×64 layer, a = b = 32)", fontsize=10)
 ax.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
@@ -778,40 +1126,290 @@ falls = all(inside[r] > inside[r + 1] for r in range(1, K))
 plateau = 1 - A_DIM * B_DIM / D**2
 print("LoRA-Mini, target in its subspace: error falls until r=k, then ~0 (a knee at k):", knee and falls)
 print("LoRA on the generic target: the same knee at k:", lora[K - 1] > 0.01 and lora[K] < 1e-3)
-print(f"LoRA-Mini on the generic target: stuck near 1 - ab/d^2 = {plateau}:",
+print(f"LoRA-Mini on the generic target: within 0.1 of 1 - ab/d^2 = {plateau} for every r >= k:",
       all(abs(generic[r] - plateau) < 0.1 for r in RANKS if r >= K))
 assert knee and falls and lora[K] < 1e-3
 
 # %% [markdown]
+# Predict before you run: if the aux widths grow from 32 to 48 on the same $64\times64$ layer, where will
+# LoRA-Mini's error on the generic target settle? Use the argument above, write your prediction as a number,
+# and the cell then runs the fit at $r=k=4$ and prints the measured error next to it.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# Exercise 10: predict the plateau, then run
+# LoRA-Mini with a = b = 48 on the 64 × 64 layer, generic rank-4 target. Set `predicted_error` to the relative
+# error you expect (a number between 0 and 1).
+### BEGIN SOLUTION
+predicted_error = 1 - (48 / 64) * (48 / 64)   # the energy outside both random subspaces
+### END SOLUTION
+checks.check_plateau_prediction(predicted_error, d_in=64, d_out=64, a=48, b=48)
+measured = fit(target_generic, r=K, a=48, b=48)
+print(f"predicted {predicted_error:.3f}, measured {measured:.3f} (r = {K}, {STEPS} steps)")
+### BEGIN HIDDEN TESTS
+assert abs(predicted_error - 0.4375) < 1e-6
+### END HIDDEN TESTS
+
+# %% [markdown]
+# The plateau of $0.75$ is an average over random subspaces; any one draw of the aux factors sits a little above
+# or below it. Is the prediction right on average, or is the argument off? One draw cannot tell; ten draws (ten
+# projection seeds) and a 95% confidence interval for their mean can. To keep the optimizer out of the question,
+# we take for each draw the best error that *any* adapter with those aux factors can reach: project the target
+# onto the column space of $B_{aux}$ and the row space of $A_{aux}$ exactly (with $r \ge k$ the adapter can
+# represent that projection, and a long enough fit approaches it).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def best_error(target, a, b, projection_seed):
+    """The smallest relative error reachable with the aux factors of this seed (r >= rank of the target)."""
+    m = loramini.LoRAMiniLinear(nn.Linear(D, D), r=1, a=a, b=b, name="planted", projection_seed=projection_seed)
+    Q_out = torch.linalg.qr(m.B_aux.double()).Q        # orthonormal basis of the b output directions
+    Q_in = torch.linalg.qr(m.A_aux.double().T).Q       # orthonormal basis of the a input directions
+    reachable = Q_out @ Q_out.T @ target.double() @ Q_in @ Q_in.T
+    return 1 - (reachable.norm() ** 2 / target.double().norm() ** 2).item()
+
+
+seed_errors = [best_error(target_generic, A_DIM, B_DIM, seed) for seed in range(10)]
+print("best reachable error, generic target, a = b = 32, projection seeds 0-9:")
+print([round(e, 4) for e in seed_errors])
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"seed 0: best reachable {seed_errors[0]:.4f}, the fit of Section 11 at r = 4 reached {generic[K]:.4f} "
+      f"({STEPS} steps)")
+
+# %% [markdown]
+# Write `ci95(values)`: the 95% confidence interval for the mean of a few independent runs, as
+# mean $\pm\, t \cdot s/\sqrt{n}$, with $s$ the sample standard deviation (divide by $n-1$) and $t$ the 0.975
+# quantile of Student's $t$ with $n-1$ degrees of freedom (`scipy.stats.t.ppf(0.975, n - 1)`; with 10 runs it is
+# 2.26, not the normal 1.96). Then read it: does the predicted plateau $1-ab/d^2=0.75$ lie inside?
+
+# %%
+# NBVAL_CHECK_OUTPUT
+# Exercise 11: a 95% confidence interval over seeds
+from scipy import stats
+
+
+def ci95(values):
+    """(low, high): the 95% confidence interval for the mean of `values` (a list of independent runs)."""
+    ### BEGIN SOLUTION
+    n = len(values)
+    mean = sum(values) / n
+    s = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = stats.t.ppf(0.975, n - 1) * s / math.sqrt(n)
+    return mean - half, mean + half
+    ### END SOLUTION
+
+
+checks.check_confidence_interval(ci95)
+### BEGIN HIDDEN TESTS
+_low, _high = stats.t.interval(0.95, len(seed_errors) - 1, loc=sum(seed_errors) / len(seed_errors),
+                               scale=stats.sem(seed_errors))
+assert abs(ci95(seed_errors)[0] - _low) < 1e-9 and abs(ci95(seed_errors)[1] - _high) < 1e-9
+### END HIDDEN TESTS
+
+# %%
+# NBVAL_CHECK_OUTPUT
+# Exercise 12: read the interval
+# Compute the 95% interval of `seed_errors` (with your ci95, or scipy.stats.t.interval) and print it. Does the
+# predicted plateau 0.75 lie inside? Set `prediction_inside` to True or False.
+### BEGIN SOLUTION
+low, high = ci95(seed_errors)
+print(f"mean {sum(seed_errors) / len(seed_errors):.3f}, 95% CI [{low:.3f}, {high:.3f}]")
+prediction_inside = bool(low <= 0.75 <= high)
+### END SOLUTION
+checks.check_inside(prediction_inside, 0.75, seed_errors)
+### BEGIN HIDDEN TESTS
+_low, _high = stats.t.interval(0.95, len(seed_errors) - 1, loc=sum(seed_errors) / len(seed_errors),
+                               scale=stats.sem(seed_errors))
+assert prediction_inside == (_low <= 0.75 <= _high)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# How to read it: 0.75 inside the interval means these ten draws do not contradict the prediction; it does not
+# prove it, only that the data cannot tell the two apart. Intervals from very few runs deserve extra care, because
+# the spread is itself estimated from those few runs. Here is the same interval from the first five seeds only:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+five = seed_errors[:5]
+low5, high5 = stats.t.interval(0.95, len(five) - 1, loc=sum(five) / len(five), scale=stats.sem(five))
+print(f"seeds 0-4: mean {sum(five) / len(five):.3f}, 95% CI [{low5:.3f}, {high5:.3f}], "
+      f"contains 0.75: {low5 <= 0.75 <= high5}")
+print(f"standard deviation over seeds 0-4: {stats.tstd(five):.3f}; over seeds 0-9: {stats.tstd(seed_errors):.3f}")
+
+# %% [markdown]
+# The first five draws happen to lie close together and all above 0.75, so their interval is narrow and misses
+# 0.75; the next five spread wider. A 95% interval misses the true mean in about one experiment out of twenty, and
+# with five runs the estimate of the spread is rough. When a difference matters, add runs before concluding.
+
+# %% [markdown]
+# ## 12. Where LoRA-Mini sits
+#
+# **Why random frozen projections can work at all.** Fine-tuning a pretrained model turns out to need far fewer
+# free directions than it has weights. Aghajanyan et al. (2020, "Intrinsic dimensionality explains the
+# effectiveness of language model fine-tuning") fine-tuned models with the update restricted to a *random*
+# low-dimensional subspace, $\theta = \theta_0 + P z$ with $P$ random and fixed and only $z$ trained, and
+# reported that for large pretrained models a few hundred trained dimensions could already reach 90% of full
+# fine-tuning's accuracy on some GLUE tasks (about 200 for RoBERTa-large on MRPC). LoRA-Mini applies the same idea per matrix: $A_{aux}$ and $B_{aux}$ are random, fixed
+# subspaces, and only a low-rank core inside them is trained. Section 11 showed both sides of that bet: an
+# update inside the subspaces is learned exactly, an update outside them is not.
+#
+# **Relatives.** Methods that also freeze random or fixed factors and train less than LoRA (trainable numbers for
+# one $768\times768$ matrix, from each method's parameterisation; the VeRA count is confirmed with PEFT):
+#
+# | method | update | trained per matrix | frozen |
+# |---|---|---|---|
+# | LoRA | $BA$ | $r(d_{in}+d_{out})$ | nothing |
+# | LoRA-FA | $BA$ with $A$ random, frozen | $r\,d_{out}$ | $A$ |
+# | VeRA | $\Lambda_b B \Lambda_d A$, $A$, $B$ random, shared by all layers | $d_{out} + r$ (two scaling vectors) | $A$, $B$ |
+# | LoRA-XS | $B R A$, $A$, $B$ from the SVD of $W_0$ | $r^2$ | $A$, $B$ |
+# | LoRA-Mini | $B_{aux}B_{train}A_{train}A_{aux}$, aux random | $r(a+b)$ | $A_{aux}$, $B_{aux}$ |
+#
+# LoRA-Mini sits between LoRA-FA (one factor frozen) and VeRA/LoRA-XS (almost everything frozen): it keeps a
+# trainable rank-$r$ core but lets it see only $a$ input and $b$ output directions.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+d, r_rel = 768, 8
+relatives = pd.DataFrame({
+    "method": ["LoRA", "LoRA-FA", "VeRA (r=256)", "LoRA-XS", "LoRA-Mini (a=b=32)"],
+    "rank": [r_rel, r_rel, 256, r_rel, r_rel],
+    "trained per 768×768 matrix": [r_rel * 2 * d, r_rel * d, d + 256, r_rel ** 2, r_rel * 64],
+}).set_index("method")
+
+# VeRA's count, from PEFT itself: its trainable vectors on one 768×768 layer.
+vera = peft.get_peft_model(nn.Sequential(OrderedDict(proj=nn.Linear(768, 768))),
+                           peft.VeraConfig(r=256, target_modules=["proj"]))
+vera_trained = sum(p.numel() for n, p in vera.named_parameters() if p.requires_grad)
+print("PEFT VeRA, r=256, one 768×768 layer, trainable numbers:", vera_trained)
+assert vera_trained == relatives.loc["VeRA (r=256)", "trained per 768×768 matrix"]
+relatives
+
+# %% [markdown]
+# **Why the aux factors are divided by $\sqrt{\text{fan-in}}$.** A Gaussian matrix with entries of variance
+# $1/n$, applied to a vector of $n$ entries of variance 1, gives entries of variance about 1: the projection keeps
+# the scale of what passes through it. Unscaled $N(0,1)$ entries (as in a loralib-style layer with the same factor
+# names) multiply the variance by the fan-in instead. That scale feeds straight into $\Delta W$: with the same
+# $A_{train}$ and $B_{train}$, unscaled aux factors make $\Delta W$ larger by $\sqrt{d_{in}\cdot b}$ (the product of
+# the two fan-in factors). Adam moves each trained number by about the learning rate per step whatever its
+# gradient's size, so how far $\Delta W$ moves per step is set by the learning rate *times* the aux scale: a
+# method with unscaled factors needs a far smaller learning rate than one with scaled factors. This package
+# scales them and compensates with a learning rate a few times LoRA's (notebook 03). Numerically, for a
+# $768\times768$ layer with $a=b=32$:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from loramini.layer import make_aux
+
+x = torch.randn(4096, 768, generator=torch.Generator().manual_seed(0))
+A_scaled = make_aux(32, 768, fan_in=768, init="gaussian", seed=1)          # the package's A_aux
+B_scaled = make_aux(768, 32, fan_in=32, init="gaussian", seed=2)           # the package's B_aux
+A_raw, B_raw = A_scaled * math.sqrt(768), B_scaled * math.sqrt(32)         # the same draws, unscaled N(0, 1)
+z = torch.randn(4096, 32, generator=torch.Generator().manual_seed(1))
+print(f"variance of x: {x.var():.2f} | of A_aux x, scaled: {(x @ A_scaled.T).var():.2f} | "
+      f"unscaled: {(x @ A_raw.T).var():.0f}")
+print(f"variance of z: {z.var():.2f} | of B_aux z, scaled: {(z @ B_scaled.T).var():.2f} | "
+      f"unscaled: {(z @ B_raw.T).var():.1f}")
+core = torch.randn(32, 8, generator=torch.Generator().manual_seed(3)) @ torch.randn(8, 32, generator=torch.Generator().manual_seed(4))
+ratio = ((B_raw @ core @ A_raw).norm() / (B_scaled @ core @ A_scaled).norm()).item()
+print(f"same core B_train·A_train: ‖ΔW‖ unscaled / scaled = {ratio:.1f} = √(768·32) = {math.sqrt(768 * 32):.1f}")
+assert abs((x @ A_scaled.T).var().item() - 1) < 0.1 and abs(ratio - math.sqrt(768 * 32)) < 1e-2 * ratio
+
+# %% [markdown]
+# ## 13. Optional: the custom backward, `LoRAMiniFunction`
+#
+# `LoRAMiniLinear.adapter_forward` does not leave the chain to autograd; it calls `LoRAMiniFunction`, a
+# `torch.autograd.Function` with a hand-written backward (the formulas of Section 6, in row form). Two things
+# matter for memory and speed:
+#
+# * **What is kept for the backward pass.** To compute the gradients later, a layer must keep some activations of
+#   every token until the backward pass. `LoRAMiniFunction` keeps the two thin ones, $u = A_{aux}x$ ($a$ numbers)
+#   and $h = A_{train}u$ ($r$ numbers). A LoRA branch $x \to A \to B$ keeps its $d_{in}$-wide input $x$ (for $A$'s
+#   gradient) and $h$.
+# * **How wide the backward products are.** It folds $s\,B_{aux}B_{train}$ into one $d_{out}\times r$ matrix, so
+#   the wide gradient is only ever multiplied r-wide, as in LoRA.
+#
+# PyTorch can show what is kept: `saved_tensors_hooks` sees every tensor saved for backward. Counting the saved
+# numbers with one row per token:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def saved_per_token(fn, d_in, n=1000):
+    """Numbers per token that autograd keeps for the backward pass of fn(x), x of shape (n, d_in)."""
+    saved = []
+    x = torch.randn(n, d_in, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        fn(x)
+    return sum(t.numel() for t in saved if t.dim() >= 1 and t.shape[0] == n) // n
+
+
+mini_layer = loramini.LoRAMiniLinear(nn.Linear(768, 768), r=8, a=32, b=32, name="memory")
+lora_A, lora_B = nn.Parameter(torch.randn(8, 768) / 768 ** 0.5), nn.Parameter(torch.zeros(768, 8))
+memory = pd.DataFrame({
+    "numbers saved per token": {
+        "LoRAMiniFunction (the package)": saved_per_token(mini_layer.adapter_forward, 768),
+        "the same chain under plain autograd": saved_per_token(lambda x: chain(mini_layer, x), 768),
+        "LoRA branch x → A → B": saved_per_token(lambda x: x @ lora_A.T @ lora_B.T, 768)}})
+assert memory.iloc[0, 0] == 32 + 8 and memory.iloc[2, 0] == 768 + 8
+memory
+
+# %% [markdown]
+# Both LoRA-Mini versions keep $a + r = 40$ numbers per token against LoRA's $d_{in} + r = 776$: that saving comes
+# from the hourglass itself ($A_{aux}$ is frozen, so autograd needs only $A_{aux}$, not $x$, to pass the gradient
+# back through it). What the custom function adds is the r-wide backward products. It must give the same
+# gradients as plain autograd on the chain, up to float rounding:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+with torch.no_grad():
+    mini_layer.B_train.normal_()
+x = torch.randn(50, 768, requires_grad=True)
+g = torch.randn(50, 768)
+results_backward = {}
+for label, fn in [("custom", mini_layer.adapter_forward), ("autograd", lambda t: chain(mini_layer, t))]:
+    mini_layer.zero_grad()
+    x.grad = None
+    y = fn(x)
+    y.backward(g)
+    results_backward[label] = [y.detach(), mini_layer.A_train.grad.clone(), mini_layer.B_train.grad.clone(), x.grad.clone()]
+for name, ours, ref in zip(["output", "dL/dA_train", "dL/dB_train", "dL/dx"], *results_backward.values()):
+    rel = ((ours - ref).norm() / ref.norm()).item()
+    print(f"{name:<12}: custom vs plain autograd, relative difference < 1e-5: {rel < 1e-5}")
+    assert rel < 1e-5
+
+# %% [markdown]
 # ## Summary
 #
-# * LoRA-Mini writes the update as $\Delta W = \tfrac{\alpha}{r}B_{aux}B_{train}A_{train}A_{aux}$. The outer
-#   factors are frozen and regenerated from a seed; only $A_{train}$ ($r\times a$) and $B_{train}$ ($b\times r$)
-#   are trained: $r(a+b)$ numbers instead of LoRA's $r(d_{in}+d_{out})$.
-# * $\operatorname{rank}\Delta W\le\min(r,a,b)$, so $r$ above $\min(a,b)$ is wasted (and refused by the config).
+# * LoRA-Mini fits in a 20-line module: two frozen random buffers $A_{aux}$ ($a\times d_{in}$), $B_{aux}$
+#   ($d_{out}\times b$) and two trained parameters $A_{train}$ ($r\times a$), $B_{train}$ ($b\times r$), swapped into a
+#   model on each target layer's parent. The from-scratch version gives the same outputs, gradients and training
+#   curve as `loramini.LoRAMiniLinear` / `loramini.inject`.
+# * It trains $r(a+b)$ numbers per matrix instead of LoRA's $r(d_{in}+d_{out})$, and
+#   $\operatorname{rank}\Delta W\le\min(r,a,b)$, so $r$ above $\min(a,b)$ is wasted (and refused by the config).
 # * $B_{train}=0$ at the start makes $\Delta W=0$ exactly, and makes the first step move $B_{train}$ only.
-# * The gradients are LoRA's gradients projected by the frozen factors; autograd agrees with the hand
-#   derivation.
-# * With identity aux factors LoRA-Mini is LoRA; conversely every LoRA-Mini adapter multiplies out to a
-#   rank-$r$ LoRA, which is why it can be exported to PEFT and merged for free.
-# * Unmerged, the side branch costs $d_{in}a+ar+rb+b\,d_{out}$ multiply-adds per token as a plain chain
-#   (a bit more than LoRA; regrouping can save some of it), and nothing once merged.
-# * LoRA-Mini learns low-rank updates *inside a random subspace*; the planted-update experiment shows the
-#   knee at the true rank, and also what lies outside its reach.
+# * The gradients are LoRA's gradients projected by the frozen factors; autograd agrees with the hand derivation.
+# * With identity aux factors LoRA-Mini is LoRA; every LoRA-Mini adapter multiplies out to a rank-$r$ LoRA, which
+#   is why it can be exported to PEFT and merged for free.
+# * Unmerged, the plain chain costs $d_{in}a+ar+rb+b\,d_{out}$ multiply-adds per token: 49,664 against LoRA's
+#   12,288 on a $768\times768$ layer with $a=b=32$, $r=8$ (about 4x). Pre-multiplying both pairs once per batch
+#   brings it to exactly LoRA's per-token cost; merged, it costs nothing.
+# * LoRA-Mini learns low-rank updates *inside a random subspace*: the planted-update experiment shows the knee at
+#   the true rank, and a plateau near $1-ab/d^2$ for updates outside the subspaces.
 #
 # ## More to explore (open questions, no automatic check)
 #
-# 1. **Predict, then check.** Rerun the experiment's generic target with $a=b=48$ and then $a=b=16$. Before
-#    you run it, use $1-ab/d^2$ to predict where the LoRA-Mini curve will plateau.
-# 2. **Both factors at zero.** In `fit`, set `A_train` to zero as well before training. What happens to the
-#    error, and which line of the gradient derivation explains it?
-# 3. **Orthogonal aux factors.** Build layers with `aux_init="orthogonal"`. Does the rank bound change? Does
-#    the plateau in exercise 1 move? Why might orthonormal projections be a better bet than Gaussian ones?
-# 4. **Cheaper than LoRA?** Using the FLOP formula, show that LoRA-Mini's unmerged branch can never be cheaper
-#    than LoRA's when $r\le\min(a,b)$. For which layer shapes is the gap largest?
-# 5. **Trainable aux.** If $A_{aux}$ were trained too, write down $\partial L/\partial A_{aux}$ and the new
+# 1. **Both factors at zero.** In `ScratchLoRAMini`, start `A_train` at zero as well and run `train`. What happens
+#    to the loss, and which line of the gradient derivation explains it?
+# 2. **Orthogonal aux factors.** Build layers with `aux_init="orthogonal"`. Does the rank bound change? Does the
+#    plateau of Section 11 move, and does its seed-to-seed spread shrink?
+# 3. **Cheaper than LoRA?** Show that the plain chain can never be cheaper than LoRA per token when
+#    $r\le\min(a,b)$. For which layer shapes is the gap largest, and when does pre-multiplying pay for itself?
+# 4. **Trainable aux.** If $A_{aux}$ were trained too, write down $\partial L/\partial A_{aux}$ and the new
 #    parameter count. What would be left of LoRA-Mini's saving?
+# 5. **Unscaled aux.** Use $N(0,1)$ aux factors in `ScratchLoRAMini` and find, by trying, the learning rate at
+#    which `train` works again. How does it compare with $\sqrt{d_{in}\,b}$?
 #
-# **Read next:** [`loramini/layer.py`](../loramini/layer.py) (about 200 lines, everything in this notebook),
-# then [`loramini/inject.py`](../loramini/inject.py), and notebook
-# [`02_parameter_counting.ipynb`](02_parameter_counting.ipynb) for exact counts on RoBERTa.
+# **Read next:** `loramini/layer.py` (the layer, the aux factors and the custom backward), then
+# `loramini/inject.py` (the layer swap with presets and checks), and notebook `02_parameter_counting.ipynb` for
+# exact counts on RoBERTa.

@@ -33,16 +33,17 @@
 # >    a "times fewer" claim by an order of magnitude;
 # > 4. find the $(a, b)$ settings behind a claimed saving such as "20x", and convert counts into bytes on disk.
 # >
-# > *Time:* 25–35 minutes. *Prerequisites:* notebook 01 (the factor shapes). *Source to read alongside:*
-# > [`loramini/counting.py`](../loramini/counting.py), [`loramini/models.py`](../loramini/models.py),
-# > [`loramini/inject.py`](../loramini/inject.py) (the presets) and [`loramini/io.py`](../loramini/io.py) (what is saved).
+# > *Time:* 25–35 minutes, plus the exercises. *Prerequisites:* notebook 01 (the factor shapes). *Source to read
+# > alongside* (in the package folder, or on [GitHub](https://github.com/loramini-course/loramini/tree/main/loramini)):
+# > `loramini/counting.py`, `loramini/models.py`, `loramini/inject.py` (the presets) and `loramini/io.py` (what is saved).
 
 # %% [markdown]
-# > **Exercises.** Cells whose first lines read `# Exercise N` are for you. In the student copy of this
+# > **Exercises.** Cells whose first line reads `# Exercise N: …` are for you. In the student copy of this
 # > notebook (in `notebooks/exercises/`) the answer is replaced by `raise NotImplementedError()`: delete that
 # > line, write your answer there, and run the cell. The `checks.…` call at the end of the cell prints a ✓
-# > when you are right, and otherwise a hint that says what looks wrong. Later cells never depend on your
-# > answers, so you can skip an exercise and come back to it.
+# > when you are right, and otherwise one line with a hint that says what looks wrong. Counts are compared
+# > exactly: off by one is wrong. Later cells never depend on your answers, so you can skip an exercise and
+# > come back to it.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -89,7 +90,7 @@ from transformers import AutoModelForSequenceClassification
 
 from loramini import checks   # the exercises' answer checks
 
-plt.rcParams.update({"figure.dpi": 72})
+plt.rcParams.update({"figure.dpi": 110})
 warnings.filterwarnings("ignore", category=FutureWarning)   # library deprecation notices, not our business here
 print("Counting needs no accelerator: everything below lives on the 'meta' device.")
 
@@ -98,7 +99,7 @@ print("Counting needs no accelerator: everything below lives on the 'meta' devic
 #
 # A tensor on the `meta` device records its shape and dtype and nothing else. Building a model inside
 # `with torch.device("meta"):` therefore takes milliseconds and no RAM, yet every layer has its true shape,
-# which is all that counting needs. [`loramini.roberta_config`](../loramini/models.py) supplies the published
+# which is all that counting needs. `loramini.roberta_config` (in `loramini/models.py`) supplies the published
 # shapes of `roberta-base` and `roberta-large` so that no `config.json` has to be downloaded either.
 
 # %%
@@ -123,7 +124,7 @@ for name in MODELS:
 # ## 2. Which layers does each preset adapt?
 #
 # `target_modules` accepts module names, a regular expression, or one of three presets (defined in
-# [`loramini/inject.py`](../loramini/inject.py)). In every RoBERTa block there are six linear layers: four in
+# `loramini/inject.py`). In every RoBERTa block there are six linear layers: four in
 # attention (`query`, `key`, `value` and the attention output projection, all $d\times d$) and two in the
 # feed-forward part (`intermediate.dense`, $d\to4d$, and `output.dense`, $4d\to d$).
 # * `"attention"`: the four attention matrices,
@@ -162,6 +163,9 @@ pd.DataFrame(rows)
 mini_ffn = 4 * 16 + 64 * 4   # A_train is r × a, B_train is b × r; the aux factors are frozen
 ### END SOLUTION
 checks.check_loramini_count(mini_ffn, a=16, b=64, r=4, d_in=768, d_out=3072)
+### BEGIN HIDDEN TESTS
+assert mini_ffn == 320
+### END HIDDEN TESTS
 
 # %% [markdown]
 # Now a whole model. The table above lists the six linear layers of one RoBERTa-base block; the model
@@ -185,6 +189,44 @@ checks.check_model_count(mini_all, ROBERTA_BASE_BLOCK, r=8, a=32, b=32, n_blocks
 _cfg = loramini.LoRAMiniConfig(r=8, a=32, b=32, target_modules="all-linear")
 assert lora_all == loramini.predict_adapter_params(meta_model("roberta-base"), _cfg, method="lora")
 assert mini_all == loramini.predict_adapter_params(meta_model("roberta-base"), _cfg, method="loramini")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# By hand is how to understand a count; code is how to trust one on a model you have never seen. Write a
+# function that walks a model's modules and adds up the adapter numbers of every `nn.Linear` it would adapt.
+# A layer is adapted when its full dotted name equals a target or ends with `"." + target` (so `"dense"` is not
+# enough to tell `intermediate.dense` from `output.dense`, and a target may contain dots). Each matching layer
+# counts $r(d_{in}+d_{out})$ for LoRA (when `a` and `b` are `None`) or $r(a+b)$ for LoRA-Mini; take $d_{in}$ and
+# $d_{out}$ from the layer itself (`in_features`, `out_features`). The check runs your function on a tiny RoBERTa
+# with several targets and switches the package's own counting helpers off while it runs.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+# Exercise 3: count adapters by walking the model
+from torch import nn
+
+
+def my_adapter_count(model, targets, r, a=None, b=None):
+    """Trainable adapter numbers for every nn.Linear of `model` whose name matches one of `targets`."""
+    ### BEGIN SOLUTION
+    total = 0
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and any(name == t or name.endswith("." + t) for t in targets):
+            if a is None:
+                total += r * (module.in_features + module.out_features)
+            else:
+                total += r * (a + b)
+    return total
+    ### END SOLUTION
+
+
+checks.check_adapter_counter(my_adapter_count)
+print("roberta-base, query + value, LoRA r=8:",
+      f"{my_adapter_count(meta_model('roberta-base'), ['query', 'value'], 8):,}")
+### BEGIN HIDDEN TESTS
+_cfg = loramini.LoRAMiniConfig(r=4, a=16, b=8, target_modules=["key", "output.dense"])
+assert my_adapter_count(meta_model("roberta-base"), ["key", "output.dense"], 4, 16, 8) == \
+    loramini.predict_adapter_params(meta_model("roberta-base"), _cfg, method="loramini")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -248,7 +290,7 @@ table
 # **1.5x** smaller, because both methods carry the same 592,130-number head, and that head now dominates.
 # Neither number is wrong; a comparison is only meaningful when both sides use the same convention, and a
 # careful paper says which one it uses. (One way to shrink the head too: `modules_to_save=[]` plus a smaller
-# head, or adapting the head's dense layer with LoRA-Mini as well. Try it in the exercises.)
+# head, or adapting the head's dense layer with LoRA-Mini as well; see "More to explore" at the end.)
 #
 # The frozen aux factors are a fourth quantity. They are buffers, not parameters: regenerated from a seed,
 # never trained, not stored unless `save_projection=True`. `count_parameters` reports them separately:
@@ -259,13 +301,33 @@ print(mini_counts)
 assert mini_counts.frozen_aux == 12 * 2 * (32 * 768 + 768 * 32)
 
 # %% [markdown]
+# Reading other people's numbers is the practical side of this. Work out which convention a reported number
+# uses before you compare it with anything.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+# Exercise 4: which convention?
+# A blog post says LoRA (r = 8 on query and value of roberta-base, a 2-label task) trains "0.89M parameters",
+# and LoRA-Mini "0.60M", so "LoRA-Mini saves only 1.5x". Which convention gives LoRA's 0.89M? Set `convention`
+# to one of "adapter only", "head only", "adapter + head".
+### BEGIN SOLUTION
+convention = "adapter + head"   # 294,912 + 592,130 = 887,042 ≈ 0.89M (adapter only would be 0.29M)
+### END SOLUTION
+checks.check_convention(convention, reported=890_000,
+                        counts={"adapter only": lora_counts.adapter, "head only": lora_counts.head,
+                                "adapter + head": lora_counts.trainable})
+### BEGIN HIDDEN TESTS
+assert convention == "adapter + head"
+### END HIDDEN TESTS
+
+# %% [markdown]
 # The head deserves a count of its own, because it is the part that no adapter method shrinks. RoBERTa's
 # classification head (`RobertaClassificationHead` in `transformers`) takes the first token's vector,
 # applies a `dense` layer of the model's width with a bias, then `out_proj` to one output per label.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 3: count the classifier head
+# Exercise 5: count the classifier head
 # roberta-large (hidden size 1024) on MNLI, a task with 3 labels. How many numbers does its head train?
 ### BEGIN SOLUTION
 head_large_mnli = (1024 * 1024 + 1024) + (1024 * 3 + 3)
@@ -314,13 +376,14 @@ for ax, name in zip(axes, MODELS):
     xs = range(len(part))
     ax.bar([x - 0.2 for x in xs], part["LoRA r=8 (PEFT)"], width=0.4, label="LoRA r=8")
     ax.bar([x + 0.2 for x in xs], part["LoRA-Mini r=8, a=b=32 (injected)"], width=0.4, label="LoRA-Mini r=8, a=b=32")
-    ax.axhline(loramini.count_parameters(BASE_MODELS[name]).total, ls=":", color="grey")
+    ax.axhline(loramini.count_parameters(BASE_MODELS[name]).total, ls=":", color="grey", label="whole model")
     ax.set_xticks(list(xs), part["preset"])
     ax.set_yscale("log")
-    ax.set_title(f"{name} (dotted: whole model)", fontsize=10)
-axes[0].set_ylabel("trainable adapter numbers (log)")
-axes[0].legend(fontsize=8)
-fig.tight_layout()
+    ax.set_xlabel("target preset (r = 8, a = b = 32)")
+    ax.set_title(name, fontsize=10)
+axes[0].set_ylabel("trainable adapter numbers (log scale)")
+fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=3, fontsize=8, frameon=False)
+fig.tight_layout(rect=(0, 0, 1, 0.92))
 plt.show()
 
 
@@ -367,9 +430,9 @@ grid.map(lambda v: "—" if pd.isna(v) else f"{int(v):,}")
 #
 # $$\frac{r(d_{in}+d_{out})}{r(a+b)} = \frac{d_{in}+d_{out}}{a+b} = \frac{1536}{a+b}\quad\text{for RoBERTa-base attention,}$$
 #
-# so 20x needs $a+b\approx77$, e.g. $a=b=38$ (20.2x), while $a=b=32$ gives 24x and $a=b=64$ gives 12x. When the
-# feed-forward layers are adapted too (the paper adapts attention *and* dense layers), the average
-# $d_{in}+d_{out}$ per layer is $(4\cdot1536+2\cdot3840)/6=2304$ and the same ratio needs $a+b\approx115$.
+# so 20x needs $a+b\approx77$, e.g. $a=b=38$ (20.2x), while $a=b=32$ gives 24x and $a=b=64$ gives 12x. If the
+# feed-forward layers are adapted too (the `all-linear` preset), the average $d_{in}+d_{out}$ per layer is
+# $(4\cdot1536+2\cdot3840)/6=2304$ and the same ratio needs $a+b\approx115$.
 # The tables compute the exact ratios (adapter-only convention) from real counts:
 
 # %%
@@ -387,8 +450,10 @@ for preset in ["attention", "all-linear"]:
     print("  closest to 20x (a ≤ b): " + ", ".join(f"a={a}, b={b}: {ratios.loc[a, b]:.1f}x" for a, b in pairs[:3]) + "\n")
 
 # %% [markdown]
-# Only the abstract of the paper is available to us, so we cannot say which $(a, b)$ grid it swept. What the
-# tables do say: "20x" sits at $a+b\approx77$ when only attention layers count (e.g. $a=b=38$), and at
+# Of the paper we have the abstract, the opening of its introduction, a README whose results sections are
+# empty, and one layer file. None of them says which layers were adapted, which $(a, b)$ grid was swept or which
+# counting convention the 20x uses, so we cannot say which row of these tables it comes from. What the tables
+# do say: "20x" sits at $a+b\approx77$ when only attention layers count (e.g. $a=b=38$), and at
 # $a+b\approx115$ when the dense layers are adapted too (e.g. $a=48$, $b=64$); smaller widths save more,
 # larger ones less. Always check the convention as well: these are adapter-only ratios. With the head
 # included (Section 3) they shrink a lot; for $r=8$ on the attention preset no choice of $(a, b)$ can reach
@@ -397,13 +462,16 @@ for preset in ["attention", "all-linear"]:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 4: the saving on a bigger layer
+# Exercise 6: the saving on a bigger layer
 # roberta-large's `intermediate.dense` maps 1024 → 4096. Adapt it with LoRA-Mini, a = 32, b = 48.
 # How many times fewer trainable numbers than LoRA of the same rank? Set `saving_large_ffn`.
 ### BEGIN SOLUTION
 saving_large_ffn = (1024 + 4096) / (32 + 48)   # r cancels
 ### END SOLUTION
 checks.check_savings_ratio(saving_large_ffn, d_in=1024, d_out=4096, a=32, b=48)
+### BEGIN HIDDEN TESTS
+assert abs(saving_large_ffn - 64) < 1e-9
+### END HIDDEN TESTS
 
 
 # %% [markdown]
@@ -438,7 +506,7 @@ disk
 # against 499 MB for a fully fine-tuned copy. The head is again the larger part.
 #
 # Numbers on paper are one thing; let us write a real file. Meta tensors hold no data, so we use the tiny
-# random RoBERTa from [`loramini/models.py`](../loramini/models.py) and `loramini.save_adapter`, once
+# random RoBERTa from `loramini/models.py` and `loramini.save_adapter`, once
 # without the head (`modules_to_save=[]`) so the file holds only $A_{train}$ and $B_{train}$:
 
 # %%
@@ -471,7 +539,7 @@ assert 0 < overhead < 4096
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 5: bytes on disk in bf16
+# Exercise 7: bytes on disk in bf16
 # The LoRA-Mini adapter above (r = 8, a = b = 32 on query and value of roberta-base) holds 12,288 trained
 # numbers. How many bytes does its tensor data take when saved in bfloat16? Set `adapter_bytes_bf16`.
 ### BEGIN SOLUTION
@@ -479,7 +547,7 @@ adapter_bytes_bf16 = 12_288 * 2   # bf16 is 16 bits = 2 bytes a number
 ### END SOLUTION
 checks.check_adapter_bytes(adapter_bytes_bf16, n_params=12_288, dtype=torch.bfloat16)
 ### BEGIN HIDDEN TESTS
-assert 12_288 == mini_counts.adapter
+assert adapter_bytes_bf16 == mini_counts.adapter * 2 == 24_576
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -577,5 +645,5 @@ display(widgets.VBox([widgets.HBox([controls["model_name"], controls["target"]])
 # 5. **Bytes for many tasks.** You serve 1,000 customer-specific classifiers on one RoBERTa-base. Compare the
 #    storage for full fine-tuning, LoRA and LoRA-Mini, in fp32 and in bf16, counting the heads.
 #
-# **Read next:** [`loramini/counting.py`](../loramini/counting.py), then notebook
+# **Read next:** `loramini/counting.py`, then notebook
 # `03_finetune_roberta.ipynb`, where these adapters are trained.
