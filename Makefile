@@ -1,11 +1,12 @@
-# Two entry points: `make demo` (set up + run the offline main job) and `make test` (set up + all tests).
+# Entry points: `make demo` (set up + run the offline main job), `make test` (set up + all tests, the browser
+# test included), `make lab` (set up + open the course in JupyterLab).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 # CPU torch pinned for this machine and CI only; the package itself asks for torch>=2.2.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup demo test unit notebooks bench student clean
+.PHONY: setup demo test unit notebooks lab execute bench student clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +31,19 @@ test: setup
 	LORAMINI_SMOKE=1 $(BIN)/python -m pytest -q tests $(wildcard notebooks/*.ipynb) \
 	  $(if $(wildcard notebooks/*.ipynb),--nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg)
 
+# Read along: JupyterLab on the repository (so the notebooks' links into loramini/ work), opened at notebooks/.
+# Extra flags: make lab LAB_ARGS="--no-browser --port 8899"
+lab: setup
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+# Execute notebooks for committing (sync the jupytext pair, run quietly, clean outputs); see notebooks/README.md.
+# make execute NB=notebooks/02_parameter_counting.py [ARGS=--smoke]   (default: every notebook)
+execute: setup
+	$(BIN)/python tools/execute_notebooks.py $(ARGS) $(or $(NB),$(wildcard notebooks/[0-9][0-9]_*.py))
+
 bench: setup
 	$(BIN)/python -m loramini bench --quick
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache test-artifacts

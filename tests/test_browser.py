@@ -1,0 +1,383 @@
+"""What a person sees: the notebooks in a real JupyterLab 4, in a real (headless) Chromium.
+
+A JupyterLab server starts on 127.0.0.1 (a free port, a random token, LORAMINI_SMOKE=1) on a *copy* of
+notebooks/ (so nothing a browser saves can touch the committed files). Playwright drives the system Chromium
+(Debian's `chromium` package; Playwright never downloads a browser here) the way a reader would: open a
+notebook, Run > Run All Cells, look at the page. It checks
+
+* every solution notebook runs to the end with no error output, and its math is rendered by MathJax;
+* notebook 02's explorer is rendered as widgets, and moving a slider changes the explorer's output;
+* a student copy (notebooks/exercises/) keeps going past its exercises under Run All.
+
+Screenshots land in test-artifacts/browser/ (gitignored; CI keeps them as artifacts).
+
+Without Chromium or Playwright the tests skip on a workstation, but fail when CI=true: CI must run them
+(.ci/run installs Chromium with apt-get). LORAMINI_CHROMIUM overrides the browser path (default
+/usr/bin/chromium).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+jupytext = pytest.importorskip("jupytext")
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+SOLUTIONS = sorted(p.name for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+STUDENT_COPY = "02_parameter_counting.ipynb"  # the quickest copy with exercises (~20 s in smoke mode)
+EXPLORER_NOTEBOOK = "02_parameter_counting.ipynb"
+SLOWEST = ("03_finetune_roberta.ipynb", "04_rank_ablations.ipynb")  # started first
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+CHROMIUM = os.environ.get("LORAMINI_CHROMIUM", "/usr/bin/chromium")
+IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+RUN_ALL_TIMEOUT_S = 420  # all notebooks side by side in smoke mode (about 2-3 minutes on 2 cores)
+
+pytestmark = pytest.mark.browser
+
+
+def _unavailable(reason: str):
+    """Skip on a workstation; fail loudly in CI, where the browser test must run."""
+    if IN_CI:
+        pytest.fail(f"browser test cannot run in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+# --------------------------------------------------------------------------------------------- JupyterLab
+@dataclass
+class Lab:
+    url: str
+    token: str
+    root: Path
+    log: Path
+
+    def api(self, method: str, path: str):
+        req = urllib.request.Request(f"{self.url}{path}", method=method,
+                                     headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            body = resp.read()
+        return json.loads(body) if body else None
+
+    def shutdown_kernels(self) -> None:
+        """Free the CPU and memory of a finished notebook before the next one starts."""
+        for session in self.api("GET", "/api/sessions"):
+            self.api("DELETE", f"/api/sessions/{session['id']}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _lab_settings(settings: Path) -> None:
+    """User settings for this throwaway JupyterLab: no news/update polling (offline), no autosave."""
+    files = {
+        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
+                                                                           "checkForUpdates": False},
+        "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
+    }
+    for name, value in files.items():
+        path = settings / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value))
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    if importlib.util.find_spec("jupyterlab") is None:
+        _unavailable("JupyterLab is not installed (pip install -e '.[dev]')")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS.glob("*.png"):  # screenshots of this run only
+        old.unlink()
+    base = tmp_path_factory.mktemp("jupyterlab")
+    root = base / "root"
+    shutil.copytree(NOTEBOOK_DIR, root / "notebooks",
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    _lab_settings(base / "settings")
+    port, token = _free_port(), secrets.token_hex(16)
+    # The notebooks run side by side (see `runs`), one CPU thread each: on 2 cores that beats taking turns
+    # with 2 threads each, since their matrices are tiny.
+    env = {**os.environ, "LORAMINI_SMOKE": "1", "OMP_NUM_THREADS": "1", "LORAMINI_THREADS": "1",
+           "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
+           "JUPYTER_CONFIG_DIR": str(base / "config"), "JUPYTER_RUNTIME_DIR": str(base / "runtime")}
+    env.pop("MPLBACKEND", None)  # a reader's kernel uses the inline backend; Agg would hide every plot
+    log = ARTIFACTS / "jupyterlab.log"
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+           "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
+    with open(log, "wb") as log_fh:
+        proc = subprocess.Popen(cmd, env=env, stdout=log_fh, stderr=subprocess.STDOUT, cwd=root,
+                                start_new_session=True)
+    server = Lab(url=f"http://127.0.0.1:{port}", token=token, root=root, log=log)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"JupyterLab exited with code {proc.returncode}; log:\n{log.read_text()[-3000:]}")
+            try:
+                server.api("GET", "/api/status")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not answer on {server.url} within 90 s; log:\n{log.read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield server
+    finally:
+        proc.terminate()  # the server shuts its kernels down on SIGTERM
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+# ------------------------------------------------------------------------------------------------ Chromium
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("Python's playwright is not installed (pip install -e '.[dev]')")
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        _unavailable(f"no Chromium at {CHROMIUM} (Debian/Ubuntu: apt-get install chromium)")
+    pw = sync_playwright().start()
+    try:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),  # a fresh user-data-dir
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": 1400, "height": 1000}, timeout=60_000)
+    except Exception as err:  # noqa: BLE001 - any launch failure means the same thing here
+        pw.stop()
+        _unavailable(f"Chromium at {CHROMIUM} did not start: {str(err).splitlines()[0]}")
+    try:
+        yield context
+    finally:
+        context.close()
+        pw.stop()
+
+
+# ----------------------------------------------------------------------------------------- page helpers
+_MATH = re.compile(r"\$[^$\n]+\$|\$\$|\\\(|\\\[|\\begin\{")
+_STATE_JS = """() => Array.from(document.querySelectorAll('.jp-Notebook .jp-Cell')).map(cell => ({
+    markdown: cell.classList.contains('jp-MarkdownCell'),
+    prompt: (cell.querySelector('.jp-InputArea-prompt') || {}).textContent || '',
+    mathjax: cell.querySelectorAll('mjx-container').length,
+    stderr: Array.from(cell.querySelectorAll(
+        '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')).map(e => e.textContent),
+}))"""
+_KERNEL_IDLE_JS = "() => (document.querySelector('#jp-main-statusbar') || {}).textContent?.includes('| Idle')"
+
+
+def _has_math(markdown: str) -> bool:
+    prose = re.sub(r"```.*?```|`[^`\n]*`", "", markdown, flags=re.S)  # MathJax leaves code alone
+    return bool(_MATH.search(prose))
+
+
+def _shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+class Notebook:
+    """One notebook opened in its own browser tab."""
+
+    def __init__(self, browser, lab: Lab, relpath: str):
+        self.relpath, self.lab = relpath, lab
+        self.name = relpath.replace("/", "_").removesuffix(".ipynb")
+        self.path = lab.root / relpath
+        # The cells as JupyterLab shows them: with jupytext, the paired .py gives the inputs.
+        source = self.path.with_suffix(".py")
+        self.cells = (jupytext.read(source) if source.exists() else nbformat.read(self.path, as_version=4)).cells
+        self.page = browser.new_page()
+        self.page.goto(f"{lab.url}/lab/tree/{relpath}?token={lab.token}&reset")
+        try:
+            self.page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=90_000)
+            self.page.wait_for_function(_KERNEL_IDLE_JS, timeout=120_000)
+        except Exception:
+            _shot(self.page, f"{self.name}-failed-to-open")
+            dialog = self.page.locator(".jp-Dialog").all_inner_texts()
+            pytest.fail(f"{relpath}: did not open with an idle kernel within 120 s"
+                        + (f"; a dialog says: {dialog[0][:300]!r}" if dialog else "")
+                        + f". Server log: {lab.log}")
+
+    def start_run_all(self) -> None:
+        """Run > Run All Cells, as a reader would."""
+        self.page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+        self.page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+        self.deadline = time.monotonic() + RUN_ALL_TIMEOUT_S
+
+    def wait_done(self) -> list[dict]:
+        """Wait until no cell is queued and the kernel is idle; return each cell's state on the page."""
+        stable, state = 0, []
+        n_code = sum(c.cell_type == "code" for c in self.cells)
+        while True:
+            state = self.page.evaluate(_STATE_JS)
+            prompts = [c["prompt"] for c in state if not c["markdown"]]
+            started = any(_executed(p) for p in prompts)
+            quiet = len(prompts) == n_code and not any("*" in p for p in prompts)
+            stable = stable + 1 if (started and quiet and self.page.evaluate(_KERNEL_IDLE_JS)) else 0
+            if stable >= 3:
+                return state
+            if time.monotonic() > self.deadline:
+                break
+            time.sleep(0.5)
+        _shot(self.page, f"{self.name}-timeout")
+        pytest.fail(f"{self.relpath}: Run All did not finish within {RUN_ALL_TIMEOUT_S} s "
+                    f"(prompts: {[c['prompt'] for c in state if not c['markdown']]})")
+
+    def save_and_read(self):
+        """File > Save (to the throwaway copy), then read what the page held: outputs with their real types."""
+        before = self.path.stat().st_mtime_ns
+        self.page.click(".lm-MenuBar-itemLabel:text-is('File')")
+        self.page.click(".lm-Menu-itemLabel:text-matches('^Save( Notebook)?$')")
+        deadline = time.monotonic() + 30
+        while self.path.stat().st_mtime_ns == before or self.page.locator(".lm-TabBar-tab.jp-mod-dirty").count():
+            if time.monotonic() > deadline:
+                _shot(self.page, f"{self.name}-save-failed")
+                pytest.fail(f"{self.relpath}: saving from JupyterLab did not finish within 30 s")
+            time.sleep(0.2)
+        return nbformat.read(self.path, as_version=4)
+
+    def code_indices(self) -> list[int]:
+        return [i for i, c in enumerate(self.cells) if c.cell_type == "code" and c.source.strip()]
+
+    def close(self) -> None:
+        self.page.close()
+
+
+@pytest.fixture(scope="module")
+def runs(browser, lab):
+    """Open every notebook under test in its own tab and start Run All in all of them at once."""
+    relpaths = [f"notebooks/{n}" for n in sorted(SOLUTIONS, key=lambda n: n not in SLOWEST)]
+    relpaths.append(f"notebooks/exercises/{STUDENT_COPY}")
+    opened = {}
+    try:
+        for relpath in relpaths:
+            if (lab.root / relpath).exists():
+                opened[relpath] = Notebook(browser, lab, relpath)
+                opened[relpath].start_run_all()
+        yield opened
+    finally:
+        for nb in opened.values():
+            nb.close()
+        lab.shutdown_kernels()
+
+
+def _error_outputs(saved) -> list[str]:
+    return [f"cell {i}: {o.ename}: {o.evalue[:200]}" for i, c in enumerate(saved.cells) if c.cell_type == "code"
+            for o in c.outputs if o.output_type == "error"]
+
+
+def _executed(prompt: str) -> bool:
+    return bool(re.search(r"\[\d+\]", prompt))
+
+
+# ------------------------------------------------------------------------------------------------- tests
+@pytest.mark.parametrize("name", SOLUTIONS)
+def test_notebook_runs_in_jupyterlab(runs, name):
+    nb = runs[f"notebooks/{name}"]
+    state = nb.wait_done()
+    _shot(nb.page, f"{nb.name}-after-run-all")
+    assert len(state) == len(nb.cells), f"{name}: the page shows {len(state)} cells, the file has {len(nb.cells)}"
+    saved = nb.save_and_read()
+    errors = _error_outputs(saved)
+    assert not errors, f"{name}: error output in the browser: {errors[:3]}"
+    skipped = [i for i in nb.code_indices() if not _executed(state[i]["prompt"])]
+    assert not skipped, (f"{name}: Run All left cells {skipped} unexecuted "
+                         f"(prompts {[state[i]['prompt'] for i in skipped]})")
+
+    math_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and _has_math(c.source)]
+    assert math_cells, f"{name}: no markdown cell with math to check"
+    try:  # MathJax typesets asynchronously
+        nb.page.wait_for_function(
+            "(idx) => { const cells = document.querySelectorAll('.jp-Notebook .jp-Cell');"
+            " return idx.every(i => cells[i] && cells[i].querySelector('mjx-container')); }",
+            arg=math_cells, timeout=30_000)
+    except Exception:  # noqa: BLE001 - the assertion below says which cells
+        pass
+    state = nb.page.evaluate(_STATE_JS)
+    unrendered = [i for i in math_cells if not state[i]["mathjax"]]
+    assert not unrendered, f"{name}: math not rendered by MathJax in markdown cells {unrendered}"
+    first = nb.page.locator(".jp-Notebook .jp-Cell").nth(math_cells[0])
+    first.scroll_into_view_if_needed()
+    first.screenshot(path=str(ARTIFACTS / f"{nb.name}-math.png"))
+
+    if name == EXPLORER_NOTEBOOK:
+        _check_explorer(nb)
+
+
+def _check_explorer(nb: Notebook) -> None:
+    page = nb.page
+    sliders = page.locator(".jp-OutputArea .widget-slider")
+    if sliders.count() == 0:
+        fallback = page.get_by_text(re.compile(r"^(VBox|HBox|interactive)\(")).count()
+        pytest.fail(f"{nb.relpath}: the explorer is not rendered as widgets (no slider on the page"
+                    + ("; its text fallback shows instead: is the ipywidgets lab extension missing?" if fallback else "")
+                    + ")")
+    cell = page.locator(".jp-Notebook .jp-Cell").filter(has=page.locator(".widget-slider")).first
+    output = cell.locator(".widget-output").first
+    assert output.count() == 1, f"{nb.relpath}: the explorer has sliders but no output area"
+    output.scroll_into_view_if_needed()
+    before = output.text_content()  # textContent: innerText is empty for content the page has not laid out
+    assert before.strip(), f"{nb.relpath}: the explorer's output is empty before any slider moves"
+    readout = cell.locator(".widget-readout").first.text_content()
+    cell.locator(".widget-slider .noUi-handle").first.focus()
+    page.keyboard.press("ArrowRight")  # one step right, as a reader using the keyboard would
+    try:
+        page.wait_for_function("([el, b]) => el.textContent !== b", arg=[output.element_handle(), before],
+                               timeout=30_000)
+    except Exception:  # noqa: BLE001
+        _shot(page, f"{nb.name}-explorer-unchanged")
+        pytest.fail(f"{nb.relpath}: moving the first slider (readout {readout!r}) did not change the explorer output")
+    time.sleep(1.0)  # let the chart redraw for the screenshot
+    after = output.text_content()
+    assert cell.locator(".widget-readout").first.text_content() != readout, "the slider's readout did not move"
+    assert after != before and after.strip(), f"{nb.relpath}: explorer output after the move: {after[:200]!r}"
+    cell.screenshot(path=str(ARTIFACTS / f"{nb.name}-explorer-after-slider.png"))
+
+
+class StudentCopyStopped(AssertionError):
+    """Run All in a student copy stopped at an exercise instead of going on."""
+
+
+_EXERCISE = re.compile(r"^\s*# Exercise\b")
+
+
+@pytest.mark.xfail(strict=False, raises=StudentCopyStopped,
+                   reason="exercise cells are being tagged `raises-exception` (so Run All goes past them); "
+                          "until the student copies carry the tag, Run All stops at the first one")
+def test_student_copy_run_all_continues_past_exercises(runs):
+    relpath = f"notebooks/exercises/{STUDENT_COPY}"
+    if relpath not in runs:
+        pytest.fail(f"{relpath} is missing: run `python -m loramini.course student`")
+    nb = runs[relpath]
+    state = nb.wait_done()
+    _shot(nb.page, f"{nb.name}-after-run-all")
+    exercises = [i for i in nb.code_indices() if _EXERCISE.match(nb.cells[i].source)]
+    assert exercises, f"{relpath}: no exercise cell (a code cell starting `# Exercise`) found"
+    first = exercises[0]
+    saved = nb.save_and_read()
+    raised = [o for o in saved.cells[first].outputs if o.output_type == "error"]
+    assert raised, f"{relpath}: the unanswered exercise in cell {first} should raise and show it; it shows no error"
+    after = [i for i in nb.code_indices() if i > first]
+    skipped = [i for i in after if not _executed(state[i]["prompt"])]
+    if skipped:
+        raise StudentCopyStopped(f"{relpath}: Run All stopped at the exercise in cell {first}; "
+                                 f"{len(skipped)} of the {len(after)} code cells after it never ran "
+                                 f"(first: cell {skipped[0]}). Tag exercise cells `raises-exception`.")
