@@ -126,8 +126,9 @@ def aux_fingerprint(A_aux: torch.Tensor, B_aux: torch.Tensor) -> list[float]:
     return [round(v, 6) for v in out]
 
 
-def write_adapter_folder(path: PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    """Write WEIGHTS_NAME + CONFIG_NAME into folder `path` as one unit (see `finish_interrupted_save`)."""
+def write_adapter_folder(path: PathLike, write: Callable[[Path], None]) -> None:
+    """Let `write(folder)` fill a fresh folder with WEIGHTS_NAME + CONFIG_NAME (and anything else), then
+    publish it at `path` as one unit (see `finish_interrupted_save`)."""
     target = Path(path).absolute()
     if target.exists() and not target.is_dir():
         raise FileExistsError(f"{str(path)!r} is a file, but an adapter is a folder: choose another path.")
@@ -137,8 +138,9 @@ def write_adapter_folder(path: PathLike, tensors: dict[str, torch.Tensor], meta:
         shutil.rmtree(staged)
     staged.mkdir(parents=True)
     try:
-        atomic_write(staged / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-        write_json(staged / CONFIG_NAME, meta)
+        write(staged)
+        if not _is_complete(staged):
+            raise RuntimeError(f"internal error: {staged} lacks {CONFIG_NAME} or {WEIGHTS_NAME} after writing.")
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
@@ -195,7 +197,11 @@ def save_adapter(model: nn.Module, path: PathLike) -> Path:
     if bad:
         raise ValueError(f"Refusing to save an adapter with non-finite values (in {bad[:3]}): training diverged. "
                          f"Retrain with a lower learning rate or alpha.")
-    write_adapter_folder(path, tensors, meta)
+    def write(folder: Path) -> None:
+        atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+        write_json(folder / CONFIG_NAME, meta)
+
+    write_adapter_folder(path, write)
     return path
 
 
@@ -347,28 +353,37 @@ def export_peft(model: nn.Module, path: PathLike) -> Path:
 
     ΔW = scale · (B_aux B_train)(A_train A_aux) is a rank-r LoRA with lora_B = B_aux B_train (d_out × r)
     and lora_A = A_train A_aux (r × d_in); PEFT's lora_alpha = alpha keeps the same scale.
+
+    PEFT writes the files itself: a copy of the base model (the original `nn.Linear` layers, so memory for
+    one more model) goes through `peft.get_peft_model`, gets these factors, and `save_pretrained` saves it.
     """
-    from peft import LoraConfig
+    import copy
+    import warnings
+
+    from peft import LoraConfig, get_peft_model
 
     config, heads = _model_state(model)
     path = Path(path)
-    tensors = {}
-    for name, layer in loramini_layers(model):
-        with torch.no_grad():
-            tensors[f"base_model.model.{name}.lora_A.weight"] = (layer.A_train.float() @ layer.A_aux.float()).cpu().contiguous()
-            tensors[f"base_model.model.{name}.lora_B.weight"] = (layer.B_aux.float() @ layer.B_train.float()).cpu().contiguous()
-    bad = [k for k, t in tensors.items() if not torch.isfinite(t).all()]
+    factors = {}
+    with torch.no_grad():
+        for name, layer in loramini_layers(model):
+            factors[name] = (layer.A_train.float() @ layer.A_aux.float(), layer.B_aux.float() @ layer.B_train.float())
+    bad = [n for n, (a, b) in factors.items() if not (torch.isfinite(a).all() and torch.isfinite(b).all())]
     if bad:
         raise ValueError(f"Refusing to export an adapter with non-finite values (in {bad[:3]}): training diverged.")
-    tensors.update(_head_tensors(model, heads, prefix="base_model.model."))
     is_seq_cls = type(model).__name__.endswith("ForSequenceClassification") and bool(heads)
     lora_config = LoraConfig(
         r=config.r, lora_alpha=config.resolved_alpha, use_rslora=config.use_rslora, lora_dropout=config.dropout,
-        target_modules=[name for name, _ in loramini_layers(model)], modules_to_save=heads or None,
-        task_type="SEQ_CLS" if is_seq_cls else None, base_model_name_or_path=_base_name(model),
+        target_modules=list(factors), modules_to_save=heads or None, task_type="SEQ_CLS" if is_seq_cls else None,
     )
-    data = lora_config.to_dict()
-    data = {k: (sorted(v) if isinstance(v, set) else v) for k, v in data.items()}
-    data["peft_type"], data["task_type"] = "LORA", ("SEQ_CLS" if is_seq_cls else None)
-    write_adapter_folder(path, tensors, data)
+    plain = remove_adapters(copy.deepcopy(model))  # the base model (trained head included), LoRA-Mini removed
+    with warnings.catch_warnings():  # PEFT calls a transformers API that transformers deprecates: not ours to fix
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        peft_model = get_peft_model(plain, lora_config)
+    with torch.no_grad():
+        for name, (a_full, b_full) in factors.items():
+            module = peft_model.base_model.model.get_submodule(name)
+            module.lora_A["default"].weight.copy_(a_full)
+            module.lora_B["default"].weight.copy_(b_full)
+    write_adapter_folder(path, lambda folder: peft_model.save_pretrained(str(folder)))
     return path

@@ -518,3 +518,11 @@ def test_hub_check_honours_offline_mode(monkeypatch):
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert "HF_HUB_OFFLINE" in models.hub_unreachable_reason() and "HF_HUB_OFFLINE" in data._hub_reachable()
+
+
+def test_cli_max_length_beyond_the_model_is_one_line(tmp_path, capsys):
+    from loramini.cli import main
+
+    code = main(["finetune", "--max-length", "512", "--no-progress", "--output-dir", str(tmp_path / "ft")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "--max-length 128" in err and "Traceback" not in err
