@@ -106,6 +106,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="tiny", help="'tiny' (offline) or a model folder / hub name")
     parser.add_argument("--task", nargs="+", default=["synthetic-rank"], help="tasks (GLUE names or synthetic-*)")
+    parser.add_argument("--model-label", default=None, help="name of the model in the results (default: folder name)")
     parser.add_argument("--data-dir", default=None, help="local GLUE folder (GLUE's TSV layout)")
     parser.add_argument("--max-train-samples", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=2)
@@ -120,7 +121,7 @@ def main(argv=None) -> int:
 
     tiny = args.model == "tiny"
     hidden = 64 if tiny else 384 if "minilm" in args.model.lower() else 768
-    model_label = "tiny" if tiny else Path(args.model).name.replace("_", "-") or args.model
+    model_label = args.model_label or ("tiny" if tiny else Path(args.model).name or args.model)
     out = Path(args.out)
     results = {"cells": [], "lr_sweeps": [], "references": []}
     for task in args.task:
