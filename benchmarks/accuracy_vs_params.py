@@ -111,6 +111,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-train-samples", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tune-seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--methods", nargs="+", default=["loramini", "lora", "head", "full", "vera", "tinylora"])
@@ -128,7 +129,8 @@ def main(argv=None) -> int:
         reference, variants = methods(hidden, figure=not args.no_figure)
         reference = {m: s for m, s in reference.items() if m in args.methods}
         base = {"model": args.model, "task": task, "data_dir": args.data_dir, "epochs": args.epochs,
-                "max_train_samples": args.max_train_samples, "max_length": args.max_length}
+                "max_train_samples": args.max_train_samples, "max_length": args.max_length,
+                "batch_size": args.batch_size}
         grids = TINY_GRIDS if tiny else LR_GRIDS
         protocol = Protocol(base=base, methods=reference, lr_grids={m: grids[m] for m in reference},
                             variants=variants, seeds=args.seeds, tune_seeds=args.tune_seeds)
@@ -142,7 +144,7 @@ def main(argv=None) -> int:
         refs = probe_references(args.model, task, args.data_dir, args.max_train_samples, args.max_length, args.seeds)
         results["references"] += [{"task": task, "model": model_label, "label": k, **v} for k, v in refs.items()]
         note = (f"budget: {args.max_train_samples} training rows per seed, {args.epochs} epochs, max length "
-                f"{args.max_length}, batch 32; learning rates tuned on held-out training rows (selection split) with "
+                f"{args.max_length}, batch {args.batch_size}; learning rates tuned on held-out training rows (selection split) with "
                 f"seeds {args.tune_seeds}; reported on the validation split over seeds {args.seeds}. Sum of the "
                 f"training runs' wall times: {run_seconds(args.cache):.0f} s.")
         write_results(out, results, command_line(argv), note)

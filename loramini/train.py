@@ -13,9 +13,10 @@ Methods (same data, loop, schedule and evaluation; only what is trained differs)
     "full"      every parameter
     "head"      the task head only (the classifier on a frozen encoder)
 
-Learning rates: with only r·(a+b) numbers per layer, LoRA-Mini wants a ~4x larger adapter learning rate
-than LoRA (DESIGN §1). The task head has its own (smaller) rate for every adapter method, which keeps
-regression and sentence-pair tasks from collapsing at LoRA-Mini's large adapter rate.
+Learning rates: one rate per method (the task head uses it too unless `head_lr` is given). LoRA-Mini's first
+Adam steps lower the loss only sqrt(b/d_out) times as much as LoRA's at the same rate
+(`experiments.first_step_descent_ratio`), so its rate is ~sqrt(d_out/b) ≈ 3.5–5x LoRA's. Regression heads start
+at the training labels' mean (`start_at_label_mean`): without that, STS-B's 0–5 offset swamped the signal.
 
 Checkpoints (`checkpoint_every` optimizer steps, into `output_dir/checkpoints/step-N/`): the trainable
 tensors and RNG states as safetensors, the optimizer state with `torch.save` (read back with
@@ -50,11 +51,8 @@ METHODS = ("loramini", "lora", "vera", "tinylora", "full", "head")
 PEFT_METHODS = ("lora", "vera", "tinylora")  # built with PEFT's own implementations
 # Adapter (or, for "full", whole-model) learning rates that work on a small pretrained encoder.
 DEFAULT_LR = {"loramini": 2e-3, "lora": 5e-4, "vera": 1e-2, "tinylora": 1e-2, "full": 5e-5, "head": 1e-3}
-# The task head's learning rate, per method.
-DEFAULT_HEAD_LR = {"loramini": 5e-4, "lora": 5e-4, "vera": 5e-4, "tinylora": 5e-4, "full": 5e-5, "head": 1e-3}
 # The offline tiny RoBERTa (hidden 64, pretrained for seconds) wants ~4x larger rates; same ratios.
 TINY_LR = {"loramini": 8e-3, "lora": 2e-3, "vera": 4e-2, "tinylora": 4e-2, "full": 1e-3, "head": 4e-3}
-TINY_HEAD_LR = {"loramini": 8e-3, "lora": 8e-3, "vera": 8e-3, "tinylora": 8e-3, "full": 1e-3, "head": 4e-3}
 from .inject import HEAD_PATTERN  # noqa: E402  the head-name rule lives with the other module-name rules
 
 
@@ -85,8 +83,9 @@ class TrainConfig:
     r, a, b, alpha:   adapter shape and scale (alpha=None → 2·r, i.e. scale 2 at every r); a, b LoRA-Mini only
     aux_init:         LoRA-Mini's frozen factors: "gaussian" or "orthogonal" (see `LoRAMiniConfig`)
     target_modules:   layer names / regex / preset, as in `LoRAMiniConfig` (PEFT LoRA gets the same layers)
-    lr, head_lr:      adapter (full: model) and task-head learning rates (None → DEFAULT_LR / DEFAULT_HEAD_LR,
-                      or TINY_LR / TINY_HEAD_LR for the tiny model; the history records the rates used)
+    lr, head_lr:      adapter (full: model) and task-head learning rates (lr None → DEFAULT_LR, or TINY_LR for the
+                      tiny model; head_lr None → the same as lr: one rate per method, which is what gets tuned;
+                      the history records the rates used)
     epochs, batch_size, grad_accum_steps: an optimizer step sees batch_size · grad_accum_steps · processes rows
     warmup_ratio:     linear warm-up over this fraction of the steps, then linear decay to 0
     max_grad_norm:    gradient clipping (0 disables it)
@@ -150,11 +149,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.checkpoint_every={self.checkpoint_every!r}: must be >= 0 (0 = never).")
 
     def resolved(self, tiny: bool = False) -> "TrainConfig":
-        """A copy with lr and head_lr filled in from the method's defaults (`tiny`: the tiny model's)."""
-        lrs, head_lrs = (TINY_LR, TINY_HEAD_LR) if tiny else (DEFAULT_LR, DEFAULT_HEAD_LR)
+        """A copy with lr filled in from the method's default (`tiny`: the tiny model's) and head_lr from lr."""
+        lrs = TINY_LR if tiny else DEFAULT_LR
         lr = self.lr if self.lr is not None else lrs[self.method]
-        head_lr = self.head_lr if self.head_lr is not None else (
-            lr if self.method in ("full", "head") else head_lrs[self.method])
+        head_lr = self.head_lr if self.head_lr is not None else lr
         return dataclasses.replace(self, lr=lr, head_lr=head_lr)
 
     @property
