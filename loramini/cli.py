@@ -90,7 +90,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=_positive(float), default=None,
                    help=f"adapter learning rate (full: the whole model's). Default per method: {lrs}; with --model tiny: "
                         f"{tiny}. LoRA-Mini needs ~4x LoRA's")
-    p.add_argument("--head-lr", type=_positive(float), default=None, help="task head learning rate (default: per method)")
+    p.add_argument("--head-lr", type=_positive(float), default=None, help="task head learning rate (default: the same as --lr)")
     p.add_argument("--epochs", type=_positive(int), default=3, help="training epochs (default: 3)")
     p.add_argument("--batch-size", type=_positive(int), default=32, help="rows per batch and process (default: 32)")
     p.add_argument("--grad-accum-steps", type=_positive(int), default=1, help="batches per optimizer step (default: 1)")
