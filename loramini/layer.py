@@ -215,7 +215,8 @@ class LoRAMiniLinear(nn.Module):
         self.B_train.zero_()  # ΔW = 0: the model starts exactly at the pretrained one
 
     def regenerate_aux(self) -> None:
-        """Redraw the aux buffers from the seed (e.g. after `to_empty()` on a meta model)."""
+        """Redraw the aux buffers from the seed (after `to_empty()` on a meta model, before loading trained
+        A_train/B_train into the layer; for a fresh adapter call `reset_parameters()` instead)."""
         device, dtype = self.base.weight.device, self.base.weight.dtype
         self.A_aux = self._aux("A", device, dtype)
         self.B_aux = self._aux("B", device, dtype)
