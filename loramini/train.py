@@ -80,7 +80,9 @@ class TrainConfig:
     """Everything a run needs besides the model and the task. `None` means "the method's default".
 
     method:           one of METHODS: "loramini", "lora", "vera", "tinylora", "full" or "head"
-    r, a, b, alpha:   adapter shape and scale (alpha=None → 2·r, i.e. scale 2 at every r); a, b LoRA-Mini only
+    r, a, b, alpha:   adapter shape and scale (alpha=None → 2·r, i.e. scale 2 at every r); a, b LoRA-Mini only.
+                      These and dropout, target_modules, projection_seed, aux_init are LoRAMiniConfig's fields:
+                      `adapter_config()` builds that config, and it validates them (one rule, one place)
     aux_init:         LoRA-Mini's frozen factors: "gaussian" or "orthogonal" (see `LoRAMiniConfig`)
     target_modules:   layer names / regex / preset, as in `LoRAMiniConfig` (PEFT LoRA gets the same layers)
     lr, head_lr:      adapter (full: model) and task-head learning rates (lr None → DEFAULT_LR, or TINY_LR for the
