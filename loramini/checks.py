@@ -42,6 +42,7 @@ from . import counting as _counting
 from . import inject as _inject
 from .layer import LoRAMiniFunction, LoRAMiniLinear
 
+_NUMBER = re.compile(r"(?<![A-Za-z_\d])\d")  # a number, not a digit inside a name like W0 or float32
 _GRADING = os.environ.get("LORAMINI_GRADING", "").strip().lower() not in ("", "0", "false", "no")
 
 
@@ -78,11 +79,11 @@ def _ok(message: str) -> None:
 
 
 def _fail(hint: str, terse: Optional[str] = None):
-    """Raise CheckFailed(hint). In grading mode the terse form is used, and any hint holding a digit is
-    replaced by a generic one, so no value leaks."""
+    """Raise CheckFailed(hint). In grading mode the terse form is used, and any hint holding a number is
+    replaced by a generic one, so no value leaks (digits inside names such as W0 or float32 are fine)."""
     if _GRADING:
         hint = terse if terse is not None else hint
-        if re.search(r"\d", hint):
+        if _NUMBER.search(hint):
             hint = "Not right yet. Re-read the exercise and check each term."
     raise CheckFailed(hint)
 
@@ -191,7 +192,7 @@ def check_adapter_bytes(answer, n_params: int, dtype: torch.dtype = torch.float3
                   f"You left out the {name}: the file stores it too.")
     if _is(answer, right * 8):
         _fail(f"That is bits, not bytes: a {dtype_name} number is {size * 8} bits = {size} bytes, so divide by 8.",
-              "That is bits, not bytes: divide by 8.")
+              "That is bits, not bytes: a byte holds eight bits.")
     if size != 4 and (_is(answer, n_params * 4) or _is(answer, n_params * 32)):
         _fail(f"That is float32's size (4 bytes a number); a {dtype_name} number takes {size} bytes.",
               f"That is float32's size; check how many bytes a {dtype_name} number takes.")
@@ -320,7 +321,8 @@ def check_extra_flops(answer, d_in: int, d_out: int, r: int, a: int, b: int) -> 
     if _is(answer, right):
         return _ok("Per-token multiply-adds of the plain chain: one m·n term per factor.")
     if _is(answer, 2 * right):
-        _fail("That counts FLOPs (2 per multiply-add); the question asks for multiply-adds.")
+        _fail("That counts FLOPs (2 per multiply-add); the question asks for multiply-adds.",
+              "That counts FLOPs (two per multiply-add); the question asks for multiply-adds.")
     if _is(answer, r * (d_in + d_out)):
         _fail("That is LoRA's extra cost. LoRA-Mini's path has four matrix-vector products: add the two aux ones.")
     if _is(answer, r * (a + b)):
@@ -825,7 +827,8 @@ def check_confidence_interval(ci_fn: Callable) -> None:
                   "With few runs use Student's t quantile, not the normal one.")
         sd0 = t.std(unbiased=False).item()
         if math.isclose(got_half, stats.t.ppf(0.975, n - 1) * sd0 / math.sqrt(n), rel_tol=1e-3):
-            _fail("Use the sample standard deviation (divide by n − 1: np.std(values, ddof=1)).")
+            _fail("Use the sample standard deviation (divide by n − 1: np.std(values, ddof=1)).",
+                  "Use the sample standard deviation (divide by n minus one).")
         if math.isclose(got_half, stats.t.ppf(0.975, n - 1) * sd, rel_tol=1e-3):
             _fail("That interval is for a single run; the mean's standard error is std / √n.")
         if math.isclose(got_half, sd / math.sqrt(n), rel_tol=1e-3):
