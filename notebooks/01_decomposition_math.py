@@ -24,7 +24,8 @@
 # and proves that they compute exactly what the `loramini` package computes. Then it follows one weight
 # matrix through three ways of nudging it: **full fine-tuning** (move every number), **LoRA** (move a
 # low-rank product) and **LoRA-Mini** (move only the small middle of a four-factor product). Everything runs
-# on a CPU in about a minute, and the claims in the text are checked by cells that would fail if they were false.
+# on a CPU in a few minutes at most, and the claims in the text are checked by cells that would fail if they
+# were false.
 
 # %% [markdown]
 # > **For instructors — learning goals.** After this notebook students can
