@@ -177,11 +177,11 @@ def carve_task(task: str, data_dir=None, max_train_samples: Optional[int] = None
 
 def main(argv=None) -> int:
     """`python -m loramini ablate`: accuracy vs r (averaged over (a, b)) for each target group, cached."""
-    import argparse
-
+    from .cli import OneLineParser
+    from .config import check_rank
     from .train import METHODS
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m loramini ablate",
         description="Rank ablation: fine-tune once per (r, a×b, targets) cell, cache every cell as JSON under "
                     "OUTPUT_DIR (a rerun skips finished cells), then write results.csv and a plot of the metric "
@@ -206,9 +206,12 @@ def main(argv=None) -> int:
             raise ValueError
     except ValueError:
         parser.error(f"--ab {' '.join(args.ab)}: write each pair as AxB, e.g. 16x16")
-    bad = [r for r in args.r for a, b in ab if r > min(a, b)]
-    if bad:
-        parser.error(f"--r {max(bad)} exceeds min(a, b) of some --ab pair: rank(ΔW) <= min(r, a, b).")
+    for r, (a, b) in itertools.product(args.r, ab if "loramini" in args.method else []):
+        try:
+            check_rank(r, a, b)
+        except ValueError:
+            parser.error(f"--r {r} with --ab {a}x{b}: rank(ΔW) <= min(r, a, b) = {min(a, b)}, so a larger r only "
+                         f"wastes parameters; lower --r or widen --ab")
     grid = {"method": args.method, "r": args.r, "ab": ab, "targets": args.targets, "seed": args.seed}
     fixed = {"model": args.model, "task": args.task, "data_dir": args.data_dir, "epochs": args.epochs,
              "max_train_samples": args.max_train_samples, "lr": args.lr}

@@ -75,3 +75,15 @@ def test_ablate_cli_rejects_bad_widths(tmp_path):
         main(["--ab", "16by16", "--output-dir", str(tmp_path)])
     with pytest.raises(SystemExit):
         main(["--r", "8", "--ab", "4x4", "--output-dir", str(tmp_path)])
+
+
+def test_ablate_usage_errors_are_one_line(tmp_path, capsys):
+    from loramini.ablation import main
+
+    expected = {"--r 16 with --ab 8x8": ["--r", "16", "--ab", "8x8"], "--ab 8y": ["--ab", "8y"],
+                "'lorax'": ["--method", "lorax"]}
+    for message, argv in expected.items():
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv + ["--output-dir", str(tmp_path)])
+        err = capsys.readouterr().err.strip()
+        assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and message in err, err
