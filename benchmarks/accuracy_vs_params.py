@@ -86,6 +86,23 @@ def probe_references(model_name: str, task: str, data_dir, max_train_samples, ma
     return refs
 
 
+def cached_references(args, task: str, cache: Path) -> dict:
+    """`probe_references` for this task and budget, computed once and kept beside the training runs."""
+    import json
+
+    from loramini.ablation import cell_key
+    from loramini.io import write_json
+
+    key = {"task": task, "max_train_samples": args.max_train_samples, "max_length": args.max_length,
+           "seeds": args.seeds, "model": args.model_label or args.model}
+    path = cache / f"references-{cell_key(key)}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    refs = probe_references(args.model, task, args.data_dir, args.max_train_samples, args.max_length, args.seeds)
+    write_json(path, refs)
+    return refs
+
+
 def run_seconds(cache: str) -> float:
     """Total wall time of every cached training run (what regenerating the file from scratch costs)."""
     import json
@@ -116,6 +133,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tune-seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--methods", nargs="+", default=["loramini", "lora", "head", "full", "vera", "tinylora"])
     parser.add_argument("--no-figure", action="store_true", help="reference shapes only, no r / (a, b) variants")
+    parser.add_argument("--references-only", action="store_true", help="only the probe and zero-shot references")
     parser.add_argument("--cache", default="outputs/accuracy-vs-params", help="one JSON file per training run")
     parser.add_argument("--out", default=str(RESULTS / "accuracy-vs-params.json"))
     args = parser.parse_args(argv)
@@ -134,6 +152,9 @@ def main(argv=None) -> int:
         grids = TINY_GRIDS if tiny else LR_GRIDS
         protocol = Protocol(base=base, methods=reference, lr_grids={m: grids[m] for m in reference},
                             variants=variants, seeds=args.seeds, tune_seeds=args.tune_seeds)
+        if args.references_only:
+            cached_references(args, task, Path(args.cache) / f"{model_label}-{task}")
+            continue
         found = run_protocol(protocol, Path(args.cache) / f"{model_label}-{task}")
         for cell in found["cells"]:
             cell["model"] = model_label
@@ -141,7 +162,7 @@ def main(argv=None) -> int:
             sweep["model"] = model_label
         results["cells"] += found["cells"]
         results["lr_sweeps"] += found["lr_sweeps"]
-        refs = probe_references(args.model, task, args.data_dir, args.max_train_samples, args.max_length, args.seeds)
+        refs = cached_references(args, task, Path(args.cache) / f"{model_label}-{task}")
         results["references"] += [{"task": task, "model": model_label, "label": k, **v} for k, v in refs.items()]
         note = (f"budget: {args.max_train_samples} training rows per seed, {args.epochs} epochs, max length "
                 f"{args.max_length}, batch {args.batch_size}; learning rates tuned on held-out training rows (selection split) with "
