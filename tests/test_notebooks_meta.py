@@ -143,7 +143,6 @@ def output_problems(nb) -> list[str]:
     return problems
 
 
-@pytest.mark.xfail(strict=False, reason="until notebooks are re-executed with tools/execute_notebooks.py")
 @pytest.mark.parametrize("path", NOTEBOOKS + STUDENT_COPIES,
                          ids=[p.name for p in NOTEBOOKS] + [f"exercises/{p.name}" for p in STUDENT_COPIES])
 def test_outputs_hold_no_bars_warnings_or_machine_paths(path):
