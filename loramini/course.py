@@ -386,15 +386,16 @@ def nbgrader_notebook(nb, prefix: str, points: float = 1, keep: Optional[set] = 
     """Solution notebook `nb` as an nbgrader *source* notebook.
 
     Each exercise cell becomes an "autograded answer" cell (setup + solution block, tagged `raises-exception`)
-    and a locked "autograder tests" cell worth `points` (the check call and the hidden tests); a written
-    exercise becomes a "manually graded answer" worth `points`. NBVAL lines, outputs and widget state go, badges
+    and a locked "autograder tests" cell worth `points` (the check call and the hidden tests, after a line that
+    undoes monkeypatching: `fresh_checks`, whose snapshot is taken in the locked cell importing the checks); a
+    written exercise becomes a "manually graded answer" worth `points`. NBVAL lines, outputs and widget state go, badges
     point at the student copies, relative links become GitHub links (released copies live elsewhere)."""
     import nbformat
 
     nb = copy.deepcopy(nb)
     github, keep = _github_blob(nb), keep or set()
     by_cell = {ex.cell: ex for ex in exercises(nb)}
-    cells = []
+    cells, snapshot = [], False
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":
             cell.source = _relink(cell.source, Path("notebooks"), None, keep, github, copies_on_github=True)
@@ -402,6 +403,13 @@ def nbgrader_notebook(nb, prefix: str, points: float = 1, keep: Optional[set] = 
         if ex is None:
             if cell.cell_type == "code":
                 cell.source = _drop_nbval(cell.source).rstrip("\n")
+                lines = cell.source.split("\n")
+                at = next((i for i, line in enumerate(lines) if re.match(r"from loramini import .*\bchecks\b", line)),
+                          None)
+                if at is not None and not snapshot:  # the guard's snapshot, before any student code; locked
+                    cell.source = "\n".join(lines[:at + 1] + [_guard_line()] + lines[at + 1:])
+                    cell.metadata["nbgrader"] = _nbgrader_meta(f"{prefix}_setup", solution=False, grade=False)
+                    snapshot = True
             cells.append(cell)
             continue
         gid = f"{prefix}_ex{ex.number:02d}"
@@ -450,7 +458,7 @@ def _nbgrader_exercise_cells(ex: Exercise, cell, gid: str, points: float) -> lis
         _tag(answer_cell, "raises-exception")
         out.append(answer_cell)
         if "\n".join(tests).strip():
-            test_cell = nbformat.v4.new_code_cell("\n".join(tests).strip("\n"))
+            test_cell = nbformat.v4.new_code_cell(_guard_line(ex) + "\n" + "\n".join(tests).strip("\n"))
             test_cell.metadata["nbgrader"] = _nbgrader_meta(f"{answer_id}_tests", solution=False, grade=True,
                                                             points=round(points / n_tests, 6))
             _tag(test_cell, "raises-exception")
@@ -551,8 +559,27 @@ def _check_bindings(ex: Exercise) -> dict:
     return found
 
 
-def _guard_line(ex: Exercise) -> str:
-    return f"__loramini_guard__.restore({_check_bindings(ex)!r})"
+_GUARD_CALL = "import loramini.course; loramini.course.fresh_checks(globals()"
+
+
+def _guard_line(ex: Optional[Exercise] = None) -> str:
+    """The line both graders run before a check (nbgrader: first line of each tests cell)."""
+    bindings = f", {_check_bindings(ex)!r}" if ex is not None else ""
+    return f"{_GUARD_CALL}{bindings})  # grading: fresh checks, monkeypatching undone"
+
+
+_GUARD = None
+
+
+def fresh_checks(namespace: dict, bindings: Optional[dict] = None) -> None:
+    """Grading helper: undo a submission's monkeypatching and re-import loramini.checks (see `_Guard`).
+
+    The first call in a kernel takes the snapshot, so graders call it once before any submitted code runs.
+    `namespace`: the notebook's globals(); `bindings`: {name: "checks" | "loramini" | "check_…"} to rebind."""
+    global _GUARD
+    if _GUARD is None or _GUARD._ns is not namespace:
+        _GUARD = _Guard(namespace)
+    _GUARD.restore(bindings)
 
 
 def _common_prefix(a: list, b: list) -> int:
@@ -582,7 +609,8 @@ def extract_answer(ex: Exercise, submitted: str) -> Optional[list]:
     between two answers cannot be found (the student changed it)."""
     # Marker lines and hidden tests in a submission (e.g. the solution notebook itself) are not the student's.
     text = _HIDDEN.sub("", _drop_nbval(submitted))
-    lines = [line for line in text.rstrip("\n").split("\n") if not (_BEGIN.match(line) or _END.match(line))]
+    lines = [line for line in text.rstrip("\n").split("\n")
+             if not (_BEGIN.match(line) or _END.match(line) or line.startswith(_GUARD_CALL))]
     head = strip_solutions("\n".join(ex.head)).split("\n") if ex.head else []
     tail = _trim(ex.visible_after(len(ex.answers) - 1))
     start = _common_prefix(lines, head)
@@ -691,8 +719,7 @@ def student_id(path: Path, rule: str) -> str:
     return m.groupdict().get("student") or m.group(1)
 
 
-_SETUP = ("from loramini.course import Todo, _Guard\n"
-          "__loramini_guard__ = _Guard(get_ipython().user_ns)")
+_SETUP = "from loramini.course import Todo\n" + _guard_line()
 
 
 def graded_notebook(solution_nb, submission_nb) -> tuple:

@@ -150,7 +150,7 @@ def test_student_notebook_runs_with_only_exercises_unanswered(path):
 def test_nbgrader_copy_splits_answer_and_test_cells():
     nb = course.nbgrader_notebook(_tiny_solution_notebook(), prefix="nb01", points=2, keep={"02_y.ipynb"})
     kinds = [(c.cell_type, c.metadata.get("nbgrader", {}).get("grade_id")) for c in nb.cells]
-    assert kinds == [("markdown", None), ("code", None), ("code", "nb01_ex01"), ("code", "nb01_ex01_tests"),
+    assert kinds == [("markdown", None), ("code", "nb01_setup"), ("code", "nb01_ex01"), ("code", "nb01_ex01_tests"),
                      ("markdown", "nb01_ex02")]
     first, setup, answer, tests, written = nb.cells
     assert "notebooks/exercises/01_x.ipynb" in first.source  # badges open the student copy, not the solution
@@ -160,7 +160,9 @@ def test_nbgrader_copy_splits_answer_and_test_cells():
     assert answer.source.endswith("    ### END SOLUTION") and "checks.check" not in answer.source
     assert answer.metadata.nbgrader["solution"] and not answer.metadata.nbgrader["grade"]
     assert answer.metadata.tags == ["raises-exception"]
-    assert tests.source.startswith("checks.check(my_add)") and "### BEGIN HIDDEN TESTS" in tests.source
+    assert tests.source.startswith(course._GUARD_CALL)  # undo monkeypatching before the check, under nbgrader too
+    assert tests.source.split("\n")[1] == "checks.check(my_add)" and "### BEGIN HIDDEN TESTS" in tests.source
+    assert course._guard_line() in setup.source and setup.metadata.nbgrader["locked"]  # snapshot, before answers
     assert tests.metadata.nbgrader == {"grade": True, "solution": False, "locked": True, "grade_id": "nb01_ex01_tests",
                                        "schema_version": 3, "task": False, "points": 2}
     assert written.metadata.nbgrader["solution"] and written.metadata.nbgrader["grade"]

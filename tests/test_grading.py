@@ -2,7 +2,7 @@
 exercises as they change), graded by `python -m loramini.course grade` on notebooks 01 and 02.
 
 * a correct student (one of them with the check lines deleted: the grader restores them) passes everything;
-* a "gamer" (checks monkeypatched in the first answer, torch.allclose patched, an exercise cell deleted, the
+* a "gamer" (checks monkeypatched in the first answer, whose value equals everything, torch.allclose patched, an exercise cell deleted, the
   check lines deleted under a wrong answer, an answer that tries to swallow the check, wrong answers elsewhere)
   passes nothing;
 * a half-right student who submits nbgrader's format (answer cell + locked tests cell) passes exactly the
@@ -95,7 +95,9 @@ def _gamer(sol_nb, exs):
     nb = _student(sol_nb)
     first, deleted, unchecked, swallow = single[:4]
     rest = [ex for ex in exs if ex not in (first, deleted, unchecked, swallow)]
-    _fill(nb, first, [[first.indents[0] + line for line in MONKEYPATCH] + _wrong(first)[0]], first.placeholder)
+    anything = 'type("AnyEq", (), {"__eq__": lambda s, o: True, "__hash__": lambda s: 0})()'  # == passes
+    _fill(nb, first, [[first.indents[0] + line for line in MONKEYPATCH]
+                      + [line.replace("None", anything) for line in _wrong(first)[0]]], first.placeholder)
     nb.cells.remove(_cell(nb, deleted))
     _cell(nb, unchecked).source = "\n".join(unchecked.head + _wrong(unchecked)[0])  # no check line left
     _fill(nb, swallow, [_wrong(swallow)[0] + [swallow.indents[0] + '_ = """']], swallow.placeholder)
@@ -198,7 +200,7 @@ def test_an_exercise_with_two_answer_blocks_keeps_the_code_between_them():
     answers = course.extract_answer(ex, submitted)
     assert answers == [["    return x - 1"], ["z = 4"]]
     source, problem = course.restore_exercise(ex, answers)
-    assert problem is None and source.count("__loramini_guard__.restore") == 2 and "assert z == 4" in source
+    assert problem is None and source.count(course._GUARD_CALL) == 2 and "assert z == 4" in source
     # Deleting the check between the blocks is an altered exercise, not a way around the check.
     assert course.extract_answer(ex, submitted.replace("checks.check_f(f)\n", "")) is None
     assert course.restore_exercise(ex, None)[1].startswith("altered")
@@ -206,7 +208,7 @@ def test_an_exercise_with_two_answer_blocks_keeps_the_code_between_them():
     cells = course.nbgrader_notebook(nb, prefix="nb01").cells[1:]
     assert [c.metadata.nbgrader["grade_id"] for c in cells] == ["nb01_ex01", "nb01_ex01_tests", "nb01_ex01_part2",
                                                                "nb01_ex01_part2_tests"]
-    assert cells[1].source.startswith("checks.check_f(f)") and cells[2].source.startswith("### BEGIN SOLUTION")
+    assert cells[1].source.split("\n")[1] == "checks.check_f(f)" and cells[2].source.startswith("### BEGIN SOLUTION")
     assert [c.metadata.nbgrader.get("points") for c in cells] == [None, 0.5, None, 0.5]
     joined = course._submitted_exercises(nbformat.v4.new_notebook(cells=cells))["key"][(1, "two parts")][1]
     assert course.extract_answer(ex, joined) == [["    return x + 1"], ["z = y * 2"]]

@@ -1,7 +1,7 @@
 """The instructor guide's nbgrader walk-through, run as written (docs/teaching.md, "Grading with nbgrader"):
 export → generate_assignment → a submission under submitted/<student>/<assignment>/ → autograde →
 generate_feedback → export, on notebook 02 (the fastest). A blank answer must score 0, a correct one full points,
-and nbgrader must put the hidden tests back (and show them in the feedback)."""
+a monkeypatching one 0, and nbgrader must put the hidden tests back (and show them in the feedback)."""
 
 from __future__ import annotations
 
@@ -48,14 +48,26 @@ def test_nbgrader_walkthrough_scores_blank_zero_and_correct_full(tmp_path):
     assert "### BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text and "NBVAL_" not in text
     assert f"notebooks/exercises/{ASSIGNMENT}.ipynb" in nb.cells[0].source
 
-    # One student answers the first exercise right (the solution's answer) and leaves the rest blank.
+    # One student answers the first exercise right (the solution's answer), games the second (monkeypatched
+    # checks and an answer equal to everything, which would pass the visible check and a hidden `==` test)
+    # and leaves the rest blank.
     solution = nbformat.read(ROOT / "notebooks" / f"{ASSIGNMENT}.ipynb", as_version=4)
     exs = [ex for ex in course.exercises(solution) if not ex.written]
-    first = next(ex for ex in exs if len(ex.answers) == 1)
-    answer_cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == f"nb02_ex{first.number:02d}")
-    stub = "\n".join(first.indents[0] + line for line in ["# YOUR CODE HERE", "raise NotImplementedError()"])
-    assert stub in answer_cell.source
-    answer_cell.source = answer_cell.source.replace(stub, "\n".join(first.answers[0]))
+    first, gamed = [ex for ex in exs if len(ex.answers) == 1][:2]
+
+    def answer(ex, lines):
+        cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == f"nb02_ex{ex.number:02d}")
+        stub = "\n".join(ex.indents[0] + line for line in ["# YOUR CODE HERE", "raise NotImplementedError()"])
+        assert stub in cell.source
+        cell.source = cell.source.replace(stub, "\n".join(ex.indents[0] + line for line in lines))
+
+    answer(first, [line[len(first.indents[0]):] for line in first.answers[0]])
+    anything = 'type("AnyEq", (), {"__eq__": lambda s, o: True, "__hash__": lambda s: 0})()'
+    names = re.findall(r"`(\w+)", course._you_write(gamed))
+    answer(gamed, ["import loramini.checks as _lc",
+                   "for _n in [n for n in dir(_lc) if n.startswith('check_')]:",
+                   "    setattr(_lc, _n, lambda *a, **k: print('✓'))"]
+           + ([f"return {anything}"] if gamed.indents[0] else [f"{name} = {anything}" for name in names]))
     submitted = course_dir / "submitted" / "alice" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     submitted.parent.mkdir(parents=True)
     nbformat.write(nb, submitted)
@@ -73,6 +85,7 @@ def test_nbgrader_walkthrough_scores_blank_zero_and_correct_full(tmp_path):
         graded = gradebook.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, "alice")
         scores = {g.name: (g.score, g.max_score) for g in graded.grades}
     assert scores[f"nb02_ex{first.number:02d}_tests"] == (1.0, 1.0)
+    assert scores[f"nb02_ex{gamed.number:02d}_tests"] == (0.0, 1.0)  # the tests cell re-imported the checks
     blank = {name: s for name, s in scores.items() if name != f"nb02_ex{first.number:02d}_tests"}
     assert len(blank) == len(exs) - 1 and all(score == (0.0, 1.0) for score in blank.values()), scores
 
