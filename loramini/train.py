@@ -1,5 +1,9 @@
 """Fine-tuning, one readable loop on `accelerate`, for every method so comparisons are fair.
 
+`train` is three steps: `prepare` (accelerator, data, model, method, optimizer, schedule, resume state),
+`train_epoch` once per epoch (batches, step records, checkpoints, divergence check), and `finish` (final
+metrics, adapter, history.json).
+
     history = loramini.train.train("tiny", "synthetic", TrainConfig(method="loramini"))
     history = train("roberta-base", "sst2", TrainConfig(method="lora", epochs=3, output_dir="out/lora"))
     plot_history(history)
@@ -49,10 +53,13 @@ from .tasks import TaskSpec
 
 METHODS = ("loramini", "lora", "vera", "tinylora", "full", "head")
 PEFT_METHODS = ("lora", "vera", "tinylora")  # built with PEFT's own implementations
-# Adapter (or, for "full", whole-model) learning rates that work on a small pretrained encoder.
-DEFAULT_LR = {"loramini": 2e-3, "lora": 5e-4, "vera": 1e-2, "tinylora": 1e-2, "full": 5e-5, "head": 1e-3}
-# The offline tiny RoBERTa (hidden 64, pretrained for seconds) wants ~4x larger rates; same ratios.
-TINY_LR = {"loramini": 8e-3, "lora": 2e-3, "vera": 4e-2, "tinylora": 4e-2, "full": 1e-3, "head": 4e-3}
+# Each method's rate (adapters and head; "full": the whole model) as tuned by benchmarks/accuracy_vs_params.py on
+# all-MiniLM-L6-v2 with real SST-2 and STS-B (the same optimum on both; benchmarks/results/accuracy-vs-params.json).
+# LoRA-Mini's is ~sqrt(d_out/b) times LoRA's (3.5x for d=384, b=32; see experiments.first_step_descent_ratio).
+# VeRA and TinyLoRA were tuned only on synthetic-rank (accuracy-vs-params-smoke.json).
+DEFAULT_LR = {"loramini": 1e-2, "lora": 3e-3, "vera": 1e-2, "tinylora": 4e-3, "full": 1e-4, "head": 1e-1}
+# The offline tiny RoBERTa (hidden 64, pretrained for seconds); vera/tinylora as tuned on synthetic-rank.
+TINY_LR = {"loramini": 8e-3, "lora": 2e-3, "vera": 1.2e-2, "tinylora": 4e-3, "full": 1e-3, "head": 4e-3}
 from .inject import HEAD_PATTERN  # noqa: E402  the head-name rule lives with the other module-name rules
 
 
@@ -453,6 +460,36 @@ def evaluate(model, loaders: dict, spec: TaskSpec, accelerator) -> dict[str, dic
     return results
 
 
+@dataclass
+class Run:
+    """Everything `prepare` builds for one run; `train_epoch` advances it and `finish` reports it.
+
+    model, optimizer, train_loader and eval_loaders are already wrapped by `accelerate` (`accelerator.prepare`).
+    start_epoch, skip_batches, global_step and rng are where the run starts: all 0 / None for a fresh run, the
+    checkpoint's values when resuming (skip_batches: batches of start_epoch already trained; rng: the RNG state to
+    restore before the next batch).
+    """
+
+    config: TrainConfig
+    accelerator: Any
+    spec: TaskSpec
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    train_loader: Any
+    eval_loaders: dict
+    counts: Any  # count_parameters(model), taken before accelerate wraps it
+    history: History
+    metric_name: str
+    total_updates: int
+    start_epoch: int = 0
+    skip_batches: int = 0
+    global_step: int = 0
+    rng: Optional[dict] = None
+    started: float = 0.0  # time.perf_counter() at the start, minus the time already spent before a resume
+    bar: Any = None
+
+
 def train(model, task, config: Optional[TrainConfig] = None, *, tokenizer=None, data_dir=None,
           step_callback: Optional[Callable[[int, dict], None]] = None, **overrides) -> dict:
     """Fine-tune `model` on `task` with `config.method`; returns (and writes) the history.
@@ -469,6 +506,26 @@ def train(model, task, config: Optional[TrainConfig] = None, *, tokenizer=None, 
     adapter_dir, wall_time_s, peak_memory_mb. With `output_dir` it is also written to history.json.
     `history["trained_model"]` is the trained model (an attribute of the returned `History`, not a JSON item).
     A NaN/Inf loss raises `TrainingDiverged` (a ValueError) and writes no history, result or adapter.
+
+    The three steps, which can also be called one by one (e.g. to look at the model between epochs):
+
+        run = prepare(model, task, config)
+        for epoch in range(run.start_epoch, run.config.epochs):
+            train_epoch(run, epoch)
+        history = finish(run)
+    """
+    config = dataclasses.replace(config or TrainConfig(), **overrides)
+    run = prepare(model, task, config, tokenizer=tokenizer, data_dir=data_dir)
+    for epoch in range(run.start_epoch, run.config.epochs):
+        train_epoch(run, epoch, step_callback)
+    return finish(run)
+
+
+def prepare(model, task, config: TrainConfig, *, tokenizer=None, data_dir=None) -> Run:
+    """Step 1: accelerator, data, model, method, optimizer, scheduler and (if a checkpoint exists) resume state.
+
+    Arguments as in `train`. The order of the calls that draw random numbers (model init, adapter init,
+    shuffling) is part of the result: a resumed run is bit-identical only if it is kept.
     """
     import datasets
     from accelerate import Accelerator
@@ -480,7 +537,6 @@ def train(model, task, config: Optional[TrainConfig] = None, *, tokenizer=None, 
     from .metrics import main_metric
     from .synthetic import SyntheticTask, is_synthetic, make_synthetic
 
-    config = dataclasses.replace(config or TrainConfig(), **overrides)
     config = config.resolved(tiny=isinstance(model, str) and model == "tiny")
     _reset_accelerate_state()  # another train() in this process may have used another mixed_precision
     accelerator = Accelerator(
@@ -489,6 +545,8 @@ def train(model, task, config: Optional[TrainConfig] = None, *, tokenizer=None, 
         gradient_accumulation_steps=config.grad_accum_steps,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed))
     set_seed(config.seed)
+
+    # Data and model.
     if isinstance(task, str) and is_synthetic(task):
         task = make_synthetic(task, max_train_samples=config.max_train_samples)
     dataset, spec, tokenizer = load_task(task, tokenizer, data_dir, config.max_train_samples, config.seed)
@@ -503,6 +561,7 @@ def train(model, task, config: Optional[TrainConfig] = None, *, tokenizer=None, 
     model = apply_method(model, config)
     counts = count_parameters(model)
 
+    # Batches, optimizer and schedule.
     bars = datasets.is_progress_bar_enabled()
     if not (config.progress and accelerator.is_main_process):
         datasets.disable_progress_bars()
@@ -516,92 +575,119 @@ def train(model, task, config: Optional[TrainConfig] = None, *, tokenizer=None, 
     optimizer = torch.optim.AdamW(param_groups(model, config), weight_decay=config.weight_decay)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     eval_loaders = {s: accelerator.prepare(loader) for s, loader in eval_loaders.items()}
-    updates_per_epoch = math.ceil(len(train_loader) / config.grad_accum_steps)
-    total_updates = updates_per_epoch * config.epochs
+    total_updates = math.ceil(len(train_loader) / config.grad_accum_steps) * config.epochs
     # Not prepared by accelerate (which would step it once per process): one step per optimizer update.
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_updates), total_updates)
 
-    history: dict[str, Any] = History({"method": config.method, "task": spec.name, "model": model_name,
-                                       "config": config.to_dict(), "steps": [], "epochs": [], "wall_time_s": 0.0})
-    start_epoch, skip_batches, global_step, rng = 0, 0, 0, None
+    history = History({"method": config.method, "task": spec.name, "model": model_name,
+                       "config": config.to_dict(), "steps": [], "epochs": [], "wall_time_s": 0.0})
+    run = Run(config, accelerator, spec, model, optimizer, scheduler, train_loader, eval_loaders, counts, history,
+              main_metric(spec), total_updates)
     checkpoint = _latest_checkpoint(config.output_dir) if config.resume else None
     if checkpoint is not None:
-        state = load_checkpoint(accelerator, model, optimizer, scheduler, checkpoint, config)
-        history, rng = History(state["history"]), state["rng"]
-        start_epoch, skip_batches, global_step = state["epoch"], state["batches_in_epoch"], state["global_step"]
-        needed = start_epoch + (1 if skip_batches else 0)
-        if needed > config.epochs:  # its weights are past the end of this run: nothing could report them
-            raise ValueError(f"The checkpoint {checkpoint} (step {global_step}) is already into epoch {needed}, past "
-                             f"epochs={config.epochs}: resume with epochs >= {needed} (--epochs), or start over with "
-                             f"--no-resume (resume=False).")
-        accelerator.print(f"Resuming from {checkpoint} (step {global_step}).")
-
-    metric_name = main_metric(spec)
-    started = time.perf_counter() - history["wall_time_s"]
-    bar = tqdm(total=total_updates, initial=global_step, desc=f"{config.method} on {spec.name}",
-               disable=not (config.progress and accelerator.is_main_process), dynamic_ncols=True)
+        _resume(run, checkpoint)
+    run.started = time.perf_counter() - run.history["wall_time_s"]
+    run.bar = tqdm(total=total_updates, initial=run.global_step, desc=f"{config.method} on {spec.name}",
+                   disable=not (config.progress and accelerator.is_main_process), dynamic_ncols=True)
     model.train()
-    for epoch in range(start_epoch, config.epochs):
-        train_loader.set_epoch(epoch)  # the shuffle order is a function of (seed, epoch): resumable
-        loader = accelerator.skip_first_batches(train_loader, skip_batches) if skip_batches else train_loader
-        batches_done, skip_batches = (skip_batches if epoch == start_epoch else 0), 0
-        step_losses, epoch_losses = [], []
-        for batch in loader:
-            if rng is not None:  # resuming: the dropout stream continues where the checkpoint left it
-                _set_rng_state(rng)
-                rng = None
-            with accelerator.accumulate(model):
-                loss = model(**batch).loss
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and config.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
-            batches_done += 1
-            step_losses.append(loss.detach())
-            if not accelerator.sync_gradients:
-                continue
-            scheduler.step()
-            global_step += 1
-            step_loss = accelerator.reduce(torch.stack(step_losses).mean(), "mean").item()
-            step_losses = []
-            if not math.isfinite(step_loss):
-                bar.close()
-                raise TrainingDiverged(
-                    f"Training diverged at step {global_step} (epoch {epoch}): the loss is {step_loss}. Lower the "
-                    f"learning rate (--lr, now {config.lr:g}) or alpha (--alpha, now {config.lora_alpha:g}), and check "
-                    f"the labels for NaN/Inf. Nothing was written.")
-            epoch_losses.append(step_loss)
-            history["steps"].append({"step": global_step, "epoch": epoch, "loss": step_loss,
-                                     "lr": scheduler.get_last_lr()[0]})
-            bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.4f}", refresh=False)
-            if config.checkpoint_every and config.output_dir and global_step % config.checkpoint_every == 0 \
-                    and batches_done < len(train_loader):  # epoch ends are checkpointed after evaluation
-                history["wall_time_s"] = time.perf_counter() - started
-                save_checkpoint(accelerator, model, optimizer, scheduler, config.output_dir, {
-                    "global_step": global_step, "epoch": epoch, "batches_in_epoch": batches_done,
-                    "history": history, "config": config.to_dict()})
-            if step_callback is not None:
-                step_callback(global_step, history)
-        metrics = evaluate(model, eval_loaders, spec, accelerator)
-        train_loss = history_epoch_loss(history, epoch)
-        history["epochs"].append({"epoch": epoch, "train_loss": train_loss, "eval": metrics})
-        first = next(iter(metrics.values()))
-        bar.set_postfix(loss=f"{train_loss:.4f}", **{metric_name: f"{first[metric_name]:.4f}"})
-        if config.checkpoint_every and config.output_dir:
-            history["wall_time_s"] = time.perf_counter() - started
-            save_checkpoint(accelerator, model, optimizer, scheduler, config.output_dir, {
-                "global_step": global_step, "epoch": epoch + 1, "batches_in_epoch": 0,
-                "history": history, "config": config.to_dict()})
-    bar.close()
+    return run
 
-    history["wall_time_s"] = time.perf_counter() - started
-    final = history["epochs"][-1]["eval"] if history["epochs"] else evaluate(model, eval_loaders, spec, accelerator)
-    history.update(final=final, main_metric=metric_name, metric=next(iter(final.values()))[metric_name],
-                   params=counts.as_dict(), peak_memory_mb=peak_memory_mb(accelerator.device))
+
+def _resume(run: Run, checkpoint: Path) -> None:
+    """Load `checkpoint` into the run's model, optimizer and scheduler, and start where it stopped."""
+    config = run.config
+    state = load_checkpoint(run.accelerator, run.model, run.optimizer, run.scheduler, checkpoint, config)
+    run.history, run.rng = History(state["history"]), state["rng"]
+    run.start_epoch, run.skip_batches, run.global_step = state["epoch"], state["batches_in_epoch"], state["global_step"]
+    needed = run.start_epoch + (1 if run.skip_batches else 0)
+    if needed > config.epochs:  # its weights are past the end of this run: nothing could report them
+        raise ValueError(f"The checkpoint {checkpoint} (step {run.global_step}) is already into epoch {needed}, past "
+                         f"epochs={config.epochs}: resume with epochs >= {needed} (--epochs), or start over with "
+                         f"--no-resume (resume=False).")
+    run.accelerator.print(f"Resuming from {checkpoint} (step {run.global_step}).")
+
+
+def train_epoch(run: Run, epoch: int, step_callback: Optional[Callable[[int, dict], None]] = None) -> None:
+    """Step 2: one epoch: train on every batch, record each optimizer step, then evaluate.
+
+    Appends to run.history["steps"] (one entry per optimizer step) and run.history["epochs"] (this epoch's mean
+    loss and eval metrics). Writes a checkpoint every `checkpoint_every` steps and at the epoch's end (with
+    `output_dir`). A non-finite loss raises `TrainingDiverged` before that step enters the history.
+    """
+    config, accelerator, model, history = run.config, run.accelerator, run.model, run.history
+    run.train_loader.set_epoch(epoch)  # the shuffle order is a function of (seed, epoch): resumable
+    # Resuming mid-epoch: skip the batches the checkpoint already trained on (only in the first epoch run).
+    batches_done, run.skip_batches = run.skip_batches, 0
+    loader = accelerator.skip_first_batches(run.train_loader, batches_done) if batches_done else run.train_loader
+    step_losses = []  # the micro-batch losses of the optimizer step being accumulated
+    for batch in loader:
+        if run.rng is not None:  # resuming: the dropout stream continues where the checkpoint left it
+            _set_rng_state(run.rng)
+            run.rng = None
+        with accelerator.accumulate(model):
+            loss = model(**batch).loss
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and config.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            run.optimizer.step()
+            run.optimizer.zero_grad()
+        batches_done += 1
+        step_losses.append(loss.detach())
+        if not accelerator.sync_gradients:  # still accumulating: no optimizer step was taken
+            continue
+        run.scheduler.step()
+        run.global_step += 1
+        step_loss = accelerator.reduce(torch.stack(step_losses).mean(), "mean").item()
+        step_losses = []
+        if not math.isfinite(step_loss):
+            run.bar.close()
+            raise TrainingDiverged(
+                f"Training diverged at step {run.global_step} (epoch {epoch}): the loss is {step_loss}. Lower the "
+                f"learning rate (--lr, now {config.lr:g}) or alpha (--alpha, now {config.lora_alpha:g}), and check "
+                f"the labels for NaN/Inf. Nothing was written.")
+        history["steps"].append({"step": run.global_step, "epoch": epoch, "loss": step_loss,
+                                 "lr": run.scheduler.get_last_lr()[0]})
+        run.bar.update(1)
+        run.bar.set_postfix(loss=f"{step_loss:.4f}", refresh=False)
+        if config.checkpoint_every and run.global_step % config.checkpoint_every == 0 \
+                and batches_done < len(run.train_loader):  # epoch ends are checkpointed after evaluation
+            _checkpoint(run, epoch, batches_done)
+        if step_callback is not None:
+            step_callback(run.global_step, history)
+    metrics = evaluate(model, run.eval_loaders, run.spec, accelerator)
+    train_loss = history_epoch_loss(history, epoch)
+    history["epochs"].append({"epoch": epoch, "train_loss": train_loss, "eval": metrics})
+    first = next(iter(metrics.values()))
+    run.bar.set_postfix(loss=f"{train_loss:.4f}", **{run.metric_name: f"{first[run.metric_name]:.4f}"})
+    if config.checkpoint_every:
+        _checkpoint(run, epoch + 1, 0)  # "epoch + 1, 0 batches in": the next epoch starts from the top
+
+
+def _checkpoint(run: Run, epoch: int, batches_in_epoch: int) -> None:
+    """Save a resumable checkpoint (with `output_dir`): resuming starts `batches_in_epoch` batches into `epoch`."""
+    if not run.config.output_dir:
+        return
+    run.history["wall_time_s"] = time.perf_counter() - run.started
+    save_checkpoint(run.accelerator, run.model, run.optimizer, run.scheduler, run.config.output_dir, {
+        "global_step": run.global_step, "epoch": epoch, "batches_in_epoch": batches_in_epoch,
+        "history": run.history, "config": run.config.to_dict()})
+
+
+def finish(run: Run) -> History:
+    """Step 3: the final metrics, the adapter (full: the model) and history.json; returns the history.
+
+    The final metrics are the last epoch's evaluation (evaluated now if no epoch ran). Only the main process
+    writes; `adapter_bytes` is measured in a temporary folder when there is no `output_dir`.
+    """
+    config, accelerator, history = run.config, run.accelerator, run.history
+    run.bar.close()
+    history["wall_time_s"] = time.perf_counter() - run.started
+    final = history["epochs"][-1]["eval"] if history["epochs"] else \
+        evaluate(run.model, run.eval_loaders, run.spec, accelerator)
+    history.update(final=final, main_metric=run.metric_name, metric=next(iter(final.values()))[run.metric_name],
+                   params=run.counts.as_dict(), peak_memory_mb=peak_memory_mb(accelerator.device))
     accelerator.wait_for_everyone()
-    unwrapped = accelerator.unwrap_model(model)
+    unwrapped = accelerator.unwrap_model(run.model)
     if accelerator.is_main_process:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(config.output_dir or tmp) / ("model" if config.method == "full" else "adapter")
