@@ -524,7 +524,7 @@ print(f"package defaults: real models {DEFAULT_LR['loramini'] / DEFAULT_LR['lora
 # NBVAL_IGNORE_OUTPUT
 tuned = next(s["best_lr"] for s in smoke["lr_sweeps"] if s["method"] == "loramini" and s["task"] == "synthetic-rank")
 FIXED = {"model": "tiny", "task": "synthetic-rank", "data_dir": None, "epochs": 2, "max_train_samples": 2000,
-         "max_length": 64, "method": "loramini", "lr": tuned}
+         "max_length": 64, "batch_size": 16, "method": "loramini", "lr": tuned}
 CACHE = (ROOT / "notebooks" / "results" if ROOT else Path(tempfile.gettempdir())) / "accuracy-vs-params" / "tiny-synthetic-rank"
 torch.set_num_threads(1)  # the tiny model trains fastest on one thread
 print(f"fixed settings: {FIXED}")
