@@ -114,6 +114,8 @@ def lab(tmp_path_factory):
     root = base / "root"
     shutil.copytree(NOTEBOOK_DIR, root / "notebooks",
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    # 03 and 04 read the committed results (they look for benchmarks/results above the notebook), as in a clone.
+    shutil.copytree(ROOT / "benchmarks" / "results", root / "benchmarks" / "results")
     _lab_settings(base / "settings")
     port, token = _free_port(), secrets.token_hex(16)
     # The notebooks run side by side (see `runs`), one CPU thread each: on 2 cores that beats taking turns

@@ -220,6 +220,7 @@ def test_unreachable_hub_fails_fast_without_retries(monkeypatch):
 
     monkeypatch.delenv("LORAMINI_GLUE_DIR", raising=False)
     monkeypatch.setattr(data.datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # CI runs with HF_HUB_OFFLINE=1
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens on port 9
     start = time.time()
     with pytest.raises(HubUnavailableError, match="127.0.0.1:9 unreachable") as err:
