@@ -45,7 +45,7 @@
 
 # %% [markdown]
 # > **Exercises.** Cells whose first line reads `# Exercise N: …` are for you. In the student copy of this
-# > notebook (in `notebooks/exercises/`) the answer is replaced by `raise NotImplementedError()`: delete that
+# > notebook (in `notebooks/exercises/`) the answer is replaced by `raise Todo("Exercise N: …")`: delete that
 # > line, write your answer there, and run the cell. The `checks.…` call at the end of the cell prints a ✓
 # > when you are right, and otherwise one line with a hint that says what looks wrong. Where you write code,
 # > the check switches the package's own implementation off while your function runs, so it really tests
