@@ -66,11 +66,11 @@ def probe_references(model_name: str, task: str, data_dir, max_train_samples, ma
     model = tokenizer = None
     for seed in seeds:
         carved = carve_task(task, data_dir, max_train_samples, seed, "validation")
-        dataset, spec = (carved.dataset, carved.spec) if hasattr(carved, "spec") else carved
+        world = carved if hasattr(carved, "spec") else None  # a SyntheticTask, or a (DatasetDict, TaskSpec) pair
+        dataset, spec = (world.dataset, world.spec) if world else carved
         if model is None:
-            tokenizer = getattr(carved, "tokenizer", None)
-            model, tokenizer = build_model(model_name, spec, tokenizer, dataset, seed=0,
-                                           world=carved if hasattr(carved, "spec") else None)
+            model, tokenizer = build_model(model_name, spec, getattr(world, "tokenizer", None), dataset, seed=0,
+                                           world=world)
         evaluated = dataset[spec.eval_splits[0]]
         train_f = frozen_features(model, tokenizer, dataset["train"], spec, max_length)
         eval_f = frozen_features(model, tokenizer, evaluated, spec, max_length)

@@ -158,6 +158,7 @@ def carve_task(task: str, data_dir=None, max_train_samples: Optional[int] = None
     """
     from datasets import DatasetDict
 
+    from .data import _subsample
     from .synthetic import is_synthetic, make_synthetic
     from .train import load_task
 
@@ -167,9 +168,7 @@ def carve_task(task: str, data_dir=None, max_train_samples: Optional[int] = None
     dataset, spec, _ = load_task(world or task, None, data_dir)
     pool = dataset["train"]
     parts = pool.train_test_split(test_size=min(SELECTION_ROWS, len(pool) // 5), seed=1234, shuffle=True)
-    train_rows = parts["train"]
-    if max_train_samples is not None:
-        train_rows = train_rows.shuffle(seed=seed).select(range(min(max_train_samples, len(train_rows))))
+    train_rows = _subsample(DatasetDict({"train": parts["train"]}), max_train_samples, seed)["train"]
     evaluated = parts["test"] if eval_split == "selection" else dataset[spec.eval_splits[0]]
     carved = DatasetDict({"train": train_rows, spec.eval_splits[0]: evaluated})
     return dataclasses.replace(world, dataset=carved) if world is not None else (carved, spec)

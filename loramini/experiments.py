@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -185,10 +185,6 @@ def run_protocol(protocol: Protocol, cache_dir: Union[str, Path], run: Callable[
     return {"lr_sweeps": sweeps, "cells": cells}
 
 
-def lr_sweep_of(results: dict, method: str, task: Optional[str] = None) -> Optional[dict]:
-    return next((s for s in results["lr_sweeps"] if s["method"] == method and task in (None, s["task"])), None)
-
-
 def plot_accuracy_vs_params(cells: list[dict], references: Optional[dict[str, dict]] = None, ax=None,
                             title: Optional[str] = None):
     """Metric against trainable adapter parameters (log x), mean ± 95% CI per setting.
@@ -222,26 +218,6 @@ def plot_accuracy_vs_params(cells: list[dict], references: Optional[dict[str, di
     return ax
 
 
-def results_table(results: dict, task: str):
-    """One task's cells and references as a DataFrame: method, shape, adapter params, lr, mean and 95% CI.
-
-    Rows are sorted by method then adapter parameters; references (probe, zero-shot) come last with no lr.
-    """
-    import pandas as pd
-
-    rows = [{"method": c["method"], "r": c.get("r"), "a": c.get("a"), "b": c.get("b"),
-             "adapter params": c["adapter_params"], "lr": c["lr"], "seeds": len(c["seeds"]),
-             "mean": c["metric_mean"], "ci95 low": c["ci95"][0], "ci95 high": c["ci95"][1]}
-            for c in results.get("cells", []) if c["task"] == task]
-    rows.sort(key=lambda row: (row["method"], row["adapter params"]))
-    for ref in results.get("references", []):
-        if ref["task"] == task:
-            ci = ref.get("ci95") or [None, None]
-            rows.append({"method": ref["label"], "adapter params": 0, "seeds": len(ref.get("seeds") or []),
-                         "mean": ref["metric_mean"], "ci95 low": ci[0], "ci95 high": ci[1]})
-    return pd.DataFrame(rows)
-
-
 def write_results(path: Union[str, Path], results: dict, command: str, note: str = "") -> Path:
     """Write the results JSON (atomically) with the command that regenerates it."""
     from .io import write_json
@@ -256,4 +232,4 @@ def read_results(path: Union[str, Path]) -> dict:
 
 
 __all__ = ["first_step_descent_ratio", "confidence_interval", "overlap", "tune_lr", "LRSweep", "Protocol", "run_protocol",
-           "plot_accuracy_vs_params", "results_table", "write_results", "read_results", "lr_sweep_of", "asdict"]
+           "plot_accuracy_vs_params", "write_results", "read_results"]

@@ -7,6 +7,13 @@ import loramini
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Every test starts on one thread again, whatever an earlier test set."""
+    torch.set_num_threads(1)
+    yield
+
+
 @pytest.fixture
 def tiny_model():
     """A fresh tiny random RoBERTa classifier (2 layers, hidden 64)."""

@@ -5,20 +5,12 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from loramini.cli import build_parser, main, parse_targets
 
 FINETUNE_FLAGS = ["--model", "--task", "--data-dir", "--method", "--r", "--a", "--b", "--alpha", "--target-modules",
                   "--lr", "--epochs", "--batch-size", "--max-length", "--max-train-samples", "--seed", "--output-dir"]
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_help_documents_every_flag(capsys):

@@ -163,18 +163,3 @@ def test_regression_training_starts_at_the_label_variance_not_the_offset():
     history = train("tiny", task, method="loramini", epochs=1, progress=False)
     assert history["steps"][0]["loss"] < 1.5 * variance
 
-
-def test_results_table_lists_cells_then_references():
-    from loramini.experiments import results_table
-
-    results = {"cells": [
-        {"task": "t", "method": "lora", "r": 8, "adapter_params": 20, "lr": 1e-3, "seeds": [0, 1, 2],
-         "metric_mean": 0.8, "ci95": [0.7, 0.9]},
-        {"task": "t", "method": "lora", "r": 1, "adapter_params": 5, "lr": 1e-3, "seeds": [0, 1, 2],
-         "metric_mean": 0.7, "ci95": [0.6, 0.8]},
-        {"task": "other", "method": "lora", "r": 1, "adapter_params": 5, "lr": 1e-3, "seeds": [0, 1, 2],
-         "metric_mean": 0.1, "ci95": [0.0, 0.2]}],
-        "references": [{"task": "t", "label": "zero-shot cosine", "metric_mean": 0.87, "ci95": None, "seeds": []}]}
-    table = results_table(results, "t")
-    assert list(table["method"]) == ["lora", "lora", "zero-shot cosine"]
-    assert list(table["adapter params"]) == [5, 20, 0] and table["mean"].iloc[2] == 0.87

@@ -296,13 +296,6 @@ from loramini.train import TrainConfig, TrainingDiverged, train  # noqa: E402
 TINY_RUN = dict(epochs=2, max_train_samples=128, progress=False)  # 4 optimizer steps per epoch
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_divergence_stops_with_a_clear_error_and_writes_nothing(tmp_path):
     with pytest.raises(TrainingDiverged, match=r"diverged at step \d+.*--lr.*--alpha.*labels"):

@@ -10,13 +10,6 @@ from loramini.train import TrainConfig, plot_history, resolve_precision, train
 FAST = dict(progress=False, max_train_samples=640)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the tiny model runs fastest on one thread on a shared machine
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def loramini_run(tmp_path_factory):
