@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable, Union
 
@@ -24,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import LoRAMiniConfig
+from .files import atomic_write, write_json  # noqa: F401  (generic helpers, re-exported for old imports)
 from .inject import inject, loramini_layers, remove_adapters
 from .layer import layer_aux
 
@@ -31,47 +31,6 @@ CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 FORMAT = "loramini"
 PathLike = Union[str, os.PathLike]
-
-
-def _umask_mode() -> int:
-    """The mode a plain `open(path, "w")` would give a new file: 0o666 minus the process umask."""
-    mask = os.umask(0)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
-    """Call `write(tmp_path)`, then rename onto `path`: readers never see a partial file.
-
-    The file gets the mode an ordinary write would (0o666 minus the umask), not mkstemp's private 0o600.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def write_json(path: PathLike, data: dict) -> None:
-    """Write `data` as JSON, atomically. NaN/Infinity are refused (they are not JSON): ValueError."""
-    try:
-        text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    except ValueError as err:
-        raise ValueError(f"Refusing to write {str(path)!r}: it would hold NaN or Infinity, which is not valid "
-                         f"JSON ({err}). A non-finite number here usually means training diverged.") from None
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            f.write(text)
-
-    atomic_write(path, write)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -188,7 +147,7 @@ def save_adapter(model: nn.Module, path: PathLike) -> Path:
         targets[name] = [layer.in_features, layer.out_features]
         fingerprints[name] = aux_fingerprint(layer.A_aux, layer.B_aux)
     tensors.update(_head_tensors(model, heads))
-    from . import __version__
+    from ._version import __version__
 
     meta = dict(config.to_dict(), format=FORMAT, loramini_version=__version__, base_model_name_or_path=_base_name(model),
                 targets=targets, modules_to_save=heads, aux_fingerprint=fingerprints)
