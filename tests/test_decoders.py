@@ -108,6 +108,14 @@ def test_conv1d_too_small_names_the_layer():
         LoRAMiniLinear(Conv1D(20, 4), r=2, a=8, b=6, name="tiny")
 
 
+def test_export_refuses_a_mix_of_linear_and_conv1d(tmp_path):
+    model = loramini.inject(nn.Sequential(Conv1D(16, 8), nn.Linear(16, 8)),
+                            LoRAMiniConfig(r=2, a=4, b=4, target_modules=["0", "1"]))
+    with pytest.raises(ValueError, match="both nn.Linear and Conv1D.*fan_in_fan_out"):
+        loramini.export_peft(model, tmp_path / "peft")
+    assert not (tmp_path / "peft").exists()
+
+
 # --- presets ---------------------------------------------------------------------------------------------------
 
 
