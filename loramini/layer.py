@@ -220,6 +220,9 @@ class AuxFactors(nn.Module):
         self.register_buffer("A_aux", A_aux, persistent=False)
         self.register_buffer("B_aux", B_aux, persistent=False)
 
+    def extra_repr(self) -> str:
+        return f"A_aux={tuple(self.A_aux.shape)}, B_aux={tuple(self.B_aux.shape)}"
+
 
 class LoRAMiniLinear(nn.Module):
     """A frozen linear layer with a LoRA-Mini adapter.

@@ -250,3 +250,25 @@ def test_shared_aux_save_load(save_projection, tmp_path):
     assert torch.equal(logits(fresh), logits(model))
     layers = [layer for _, layer in loramini.loramini_layers(fresh)]
     assert layers[0].aux is layers[4].aux  # c_attn of blocks 0 and 1 share again after loading
+
+
+def test_decoder_memory_benchmark_counts_match_the_closed_forms(monkeypatch):
+    """benchmarks/decoders.py on a tiny Llama shape (meta device): counts equal r·(a+b) and r·(d_in+d_out) sums."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "decoders.py"
+    spec = importlib.util.spec_from_file_location("decoders_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setitem(bench.SHAPES, "tiny", dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=48,
+                                                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2))
+    rows = bench.count_rows("tiny", r=2, a=8, b=8)
+    assert rows["loramini_all_linear"]["trainable"] == 2 * 7 * 2 * (8 + 8)
+    assert rows["loramini_qv"]["trainable"] == 2 * 2 * 2 * (8 + 8)
+    assert rows["peft_lora_qv"]["trainable"] == 2 * (2 * (32 + 32) + 2 * (32 + 16))
+    # aux per shape: A (8 × d_in) + B (d_out × 8); shared: once per distinct (d_in, d_out)
+    aux = {(32, 32): 8 * 32 + 32 * 8, (32, 16): 8 * 32 + 16 * 8, (32, 48): 8 * 32 + 48 * 8, (48, 32): 8 * 48 + 32 * 8}
+    assert rows["loramini_all_linear_shared_aux"]["frozen_aux"] == sum(aux.values())
+    assert rows["loramini_all_linear"]["frozen_aux"] == 2 * (2 * aux[32, 32] + 2 * aux[32, 16] + 2 * aux[32, 48] + aux[48, 32])
+    assert rows["loramini_all_linear"]["aux_mb_bf16"] * 2 ** 20 == 2 * rows["loramini_all_linear"]["frozen_aux"]
