@@ -1003,10 +1003,22 @@ def check_unresolved(verdict_fn: Callable) -> None:
     return _ok("Your verdict matches the 95% intervals on every pair tried.")
 
 
-def check_lr_ratio(answer, d_out: int, b: int) -> None:
+_RATIO_SHAPES = [(384, 32), (768, 32), (64, 16), (1024, 48)]  # (d_out, b): the models of 04, and two more
+
+
+def check_lr_ratio(answer, d_out: int = 384, b: int = 32) -> None:
     """The learning-rate ratio LoRA-Mini / LoRA that makes Adam's first step lower a loss equally:
     sqrt(d_out / b) (LoRA's B has d_out·r numbers, LoRA-Mini's B_train b·r, each gradient entry of the latter
-    being a sum over d_out / b times as many terms with random signs). Relative tolerance 5%."""
+    being a sum over d_out / b times as many terms with random signs). Relative tolerance 5%.
+
+    `answer` is a number (for this d_out and b) or a function `ratio(d_out, b)`, tried on several shapes."""
+    if callable(answer):
+        for shape in [(d_out, b)] + [s for s in _RATIO_SHAPES if s != (d_out, b)]:
+            got = _call(answer, *shape, advice="The function gets two integers, d_out and b: return one number.")
+            _need_number(got, "the value your function returns")
+            with contextlib.redirect_stdout(None):
+                check_lr_ratio(got, *shape)
+        return _ok("The ratio that evens out the first Adam step, for every (d_out, b) tried.")
     _need_number(answer, "my_ratio")
     got, right = float(_number(answer)), math.sqrt(d_out / b)
     if math.isclose(got, right, rel_tol=0.05):

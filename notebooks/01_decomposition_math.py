@@ -109,8 +109,18 @@ _ = torch.manual_seed(0)
 # \xrightarrow{B_{aux}} d_{out}, \qquad y = W_0x + \text{bias} + \tfrac{\alpha}{r}\,B_{aux}B_{train}A_{train}A_{aux}\,x .$$
 #
 # The outer two factors are **random and frozen** (drawn from a seed, never trained, never stored); only the
-# inner two are **trained**. The picture below is drawn to scale for one $768\times768$ attention matrix of
-# RoBERTa-base with $a=b=32$, $r=8$ (the height of each bar is the width of the vector at that point).
+# inner two are **trained**.
+#
+# **The scale $\alpha/r$.** The update is multiplied by a constant $s=\alpha/r$, as in LoRA: $r$ is the rank, and
+# $\alpha$ is a number you fix once (the LoRA paper sets it to the first $r$ it tries and never tunes it; this
+# course mostly uses $\alpha = 2r$, so $s = 2$). Why divide by $r$? $B_{train}A_{train}$ is a sum of $r$ rank-one
+# terms, so at the same learning rate a larger $r$ changes $\Delta W$ more per step; dividing by $r$ keeps its
+# size about the same when you change $r$, so the learning rate found for one rank still works for another. With
+# Adam, raising $\alpha$ acts much like raising the learning rate, which is why $\alpha$ is fixed and the rate
+# is tuned. In code the scale is `layer.scale`.
+#
+# The picture below is drawn to scale for one $768\times768$ attention matrix of RoBERTa-base with $a=b=32$,
+# $r=8$ (the height of each bar is the width of the vector at that point).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -391,20 +401,21 @@ print(f"saving vs LoRA = (d_in + d_out) / (a + b) = {(d_in + d_out) / (a + b):g}
 # depend on the rank. Notebook 02 turns this into exact counts for whole models.
 #
 # Your turn. A transformer block has wider matrices than the attention projections: its feed-forward part
-# first widens each token from 768 to 3072 numbers. Count with pencil and paper, then type the resulting
-# number itself (e.g. `lora_ffn = 12345`), not a formula: the point is to do the arithmetic once by hand.
+# first widens each token from 768 to 3072 numbers, then `output.dense` narrows it back from 3072 to 768. Count
+# with pencil and paper, then type the resulting number itself (e.g. `lora_out = 12345`), not a formula: the
+# point is to do the arithmetic once by hand.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 # Exercise 2: count LoRA's trainable numbers by hand
-# RoBERTa-base's feed-forward layer `intermediate.dense` maps d_in = 768 to d_out = 3072.
-# How many numbers does a LoRA adapter with r = 8 train on it? Set `lora_ffn` to that number.
+# RoBERTa-base's feed-forward layer `output.dense` maps d_in = 3072 to d_out = 768.
+# How many numbers does a LoRA adapter with r = 4 train on it? Set `lora_out` to that number.
 ### BEGIN SOLUTION
-lora_ffn = 30_720   # A is r × d_in = 6,144 numbers, B is d_out × r = 24,576
+lora_out = 15_360   # A is r × d_in = 12,288 numbers, B is d_out × r = 3,072
 ### END SOLUTION
-checks.check_lora_count(lora_ffn, d_in=768, d_out=3072, r=8)
+checks.check_lora_count(lora_out, d_in=3072, d_out=768, r=4)
 ### BEGIN HIDDEN TESTS
-assert lora_ffn == 30_720
+assert lora_out == 15_360
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1040,7 +1051,8 @@ plt.show()
 #   aligned with the random subspaces. LoRA (identity aux) can fit it exactly from $r=k$ on. LoRA-Mini can only
 #   reach the part of $\Delta W^*$ that lives in its $b$-dimensional output and $a$-dimensional input
 #   subspaces; for random subspaces that is on average a fraction $\frac{a}{d_{in}}\cdot\frac{b}{d_{out}}$ of the
-#   energy, so its error should plateau near $1-\frac{a\,b}{d_{in}d_{out}} = 0.75$, whatever $r$.
+#   energy, so once $r \ge k$ its error should plateau near $1-\frac{a\,b}{d_{in}d_{out}} = 0.75$, and raising
+#   $r$ further cannot lower it. Below $k$ the rank limits it as well, so the error starts higher.
 #
 # The second case is an honest limit of the method: with $a, b \ll d$, LoRA-Mini bets that a random subspace of
 # a *large* layer contains enough useful directions (Section 12 says why that bet is reasonable). Smoke mode
@@ -1321,18 +1333,20 @@ assert abs((x @ A_scaled.T).var().item() - 1) < 0.1 and abs(ratio - math.sqrt(76
 # ## 13. Optional: the custom backward, `LoRAMiniFunction`
 #
 # `LoRAMiniLinear.adapter_forward` does not leave the chain to autograd; it calls `LoRAMiniFunction`, a
-# `torch.autograd.Function` with a hand-written backward (the formulas of Section 6, in row form). Two things
+# `torch.autograd.Function` with a hand-written backward (the formulas of Section 6, in row form). Two questions
 # matter for memory and speed:
 #
-# * **What is kept for the backward pass.** To compute the gradients later, a layer must keep some activations of
-#   every token until the backward pass. `LoRAMiniFunction` keeps the two thin ones, $u = A_{aux}x$ ($a$ numbers)
-#   and $h = A_{train}u$ ($r$ numbers). A LoRA branch $x \to A \to B$ keeps its $d_{in}$-wide input $x$ (for $A$'s
-#   gradient) and $h$.
-# * **How wide the backward products are.** It folds $s\,B_{aux}B_{train}$ into one $d_{out}\times r$ matrix, so
-#   the wide gradient is only ever multiplied r-wide, as in LoRA.
+# * **What is kept for the backward pass?** To compute the gradients later, a layer must keep some activations of
+#   every token until the backward pass. The LoRA-Mini chain needs only the two thin ones, $u = A_{aux}x$ ($a$
+#   numbers) and $h = A_{train}u$ ($r$ numbers): $A_{aux}$ is frozen, so no gradient needs $x$ itself. A LoRA
+#   branch $x \to A \to B$ must keep its $d_{in}$-wide input $x$ (for $A$'s gradient) and $h$. Is the thin
+#   memory the custom function's doing, or the hourglass's? Predict, then read the count below.
+# * **How wide are the backward products?** The custom function folds $s\,B_{aux}B_{train}$ into one
+#   $d_{out}\times r$ matrix, so the wide gradient is only ever multiplied r-wide, as in LoRA.
 #
 # PyTorch can show what is kept: `saved_tensors_hooks` sees every tensor saved for backward. Counting the saved
-# numbers with one row per token:
+# numbers with one row per token, for the custom function, for the same chain left to plain autograd, and for
+# LoRA:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -1396,7 +1410,26 @@ for name, ours, ref in zip(["output", "dL/dA_train", "dL/dB_train", "dL/dx"], *r
 #   12,288 on a $768\times768$ layer with $a=b=32$, $r=8$ (about 4x). Pre-multiplying both pairs once per batch
 #   brings it to exactly LoRA's per-token cost; merged, it costs nothing.
 # * LoRA-Mini learns low-rank updates *inside a random subspace*: the planted-update experiment shows the knee at
-#   the true rank, and a plateau near $1-ab/d^2$ for updates outside the subspaces.
+#   the true rank, and from $r=k$ on a plateau near $1-ab/d^2$ for updates outside the subspaces.
+#
+# ## Questionnaire
+#
+# Answer in a sentence or two each, without running code; every answer is in this notebook. (Good for a quiz or a
+# discussion section; there is no automatic check.)
+#
+# 1. Write LoRA-Mini's update $\Delta W$ with the shape of each of its four factors. Which two are trained, and
+#    how does a reloaded adapter get the other two back?
+# 2. What does the scale $\alpha/r$ do, and why divide by $r$ rather than use $\alpha$ alone?
+# 3. Why does training start exactly at the pretrained model? Which factor is zero, and why must the other
+#    trained one not be zero too?
+# 4. What is the largest rank $\Delta W$ can have, and why does the package refuse $r > \min(a, b)$?
+# 5. At initialisation, which trained factor receives a non-zero gradient, and why only that one?
+# 6. How many numbers does LoRA-Mini train on a $d_{in}\times d_{out}$ layer, and why is its saving over LoRA
+#    the same at every $r$?
+# 7. Why can an adapter be merged into $W_0$ at no cost at inference time, and what does the unmerged chain
+#    cost per token instead?
+# 8. In the planted-update experiment, why does LoRA-Mini's error on a generic target stop falling near
+#    $1-ab/d^2$ while LoRA's reaches zero? What did ten projection seeds and a 95% interval add to one run?
 #
 # ## More to explore (open questions, no automatic check)
 #

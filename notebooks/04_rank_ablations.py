@@ -456,31 +456,33 @@ print("every optimum is bracketed by its grid" if edges.empty else
 #
 # **Adam's first step** moves every trainable number by $\pm$ the learning rate $\eta$ (the sign of its
 # gradient), whatever the gradient's size. To first order the loss then drops by $\eta$ times the sum of the
-# absolute gradient entries, $\eta\,\lVert\text{grad}\rVert_1$. For LoRA that is $\eta\,\lVert g\rVert_1$, a sum of
-# $d_{out}$ entries per column. For LoRA-Mini each entry of $B_{aux}^\top g$ is a random combination of a column of
-# $g$: with $B_{aux}\sim\mathcal N(0, 1/b)$ its typical size is $\lVert g_{:,j}\rVert_2/\sqrt b$, and there are $b$
-# of them per column. Summing,
+# absolute gradient entries, $\eta\,\lVert\text{grad}\rVert_1$. Compare that sum for the two methods, one column
+# $j$ (one of the $r$ directions) at a time, using $\lVert v\rVert_1\approx\sqrt{n}\,\lVert v\rVert_2$ for a vector of
+# $n$ comparable entries:
 #
-# $$\frac{\lVert B_{aux}^\top g\rVert_1}{\lVert g\rVert_1}\;\approx\;\frac{b\cdot \lVert g_{:,j}\rVert_2/\sqrt b}{\sqrt{d_{out}}\,\lVert g_{:,j}\rVert_2}\;=\;\sqrt{\frac{b}{d_{out}}}$$
+# * LoRA's column $g_{:,j}$ has $d_{out}$ entries, so its sum is about $\sqrt{d_{out}}\,\lVert g_{:,j}\rVert_2$.
+# * LoRA-Mini's column of $B_{aux}^\top g$ has $b$ entries, each a random combination of $g_{:,j}$: with
+#   $B_{aux}\sim\mathcal N(0, 1/b)$ each is typically $\lVert g_{:,j}\rVert_2/\sqrt b$ in size.
 #
-# (using $\lVert v\rVert_1\approx\sqrt{n}\,\lVert v\rVert_2$ for a vector of $n$ comparable entries, up to the same
-# constant on both sides). At the same learning rate LoRA-Mini's first step lowers the loss only about
-# $\sqrt{b/d_{out}}$ as much as LoRA's. [`first_step_descent_ratio`](../loramini/experiments.py) measures that ratio
-# with autograd on real layers (ten random layers and upstream gradients, $r=8$, $a=b=32$) next to the prediction.
-#
-# Before you run it: what learning-rate ratio (LoRA-Mini's rate / LoRA's) would make LoRA-Mini's first step
-# lower the loss as much as LoRA's, on all-MiniLM-L6-v2's layers ($d_{in}=d_{out}=384$) with $b=32$?
+# Finish the argument yourself: at the same learning rate, LoRA-Mini's first step lowers the loss by some
+# fraction of LoRA's, a fraction that depends only on $b$ and $d_{out}$. Which learning-rate ratio (LoRA-Mini's rate
+# / LoRA's) makes LoRA-Mini's first step lower the loss as much as LoRA's? Write it as a function of $d_{out}$ and
+# $b$; the check tries it on the widths of the models in this notebook and on two more. After it,
+# [`first_step_descent_ratio`](../loramini/experiments.py) measures the descent ratio with autograd on real layers
+# (ten random layers and upstream gradients, $r=8$, $a=b=32$).
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 2: predict the learning-rate ratio
-# Set `my_ratio` to LoRA-Mini's learning rate divided by LoRA's that evens out the first Adam step,
-# for d_out = 384 and b = 32. A number (you may compute it).
-d_out, b = 384, 32
-### BEGIN SOLUTION
-my_ratio = math.sqrt(d_out / b)   # the descent ratio is sqrt(b / d_out); the rate makes up for it
-### END SOLUTION
-checks.check_lr_ratio(my_ratio, d_out=d_out, b=b)
+# Exercise 2: the learning-rate ratio that evens out the first Adam step
+# Write `my_lr_ratio(d_out, b)`: LoRA-Mini's learning rate divided by LoRA's that makes the first Adam step lower
+# the loss equally, for a layer with d_out outputs and LoRA-Mini width b.
+def my_lr_ratio(d_out, b):
+    ### BEGIN SOLUTION
+    return math.sqrt(d_out / b)   # the descent ratio is (b · 1/sqrt(b)) / sqrt(d_out) = sqrt(b / d_out)
+    ### END SOLUTION
+
+
+checks.check_lr_ratio(my_lr_ratio, d_out=384, b=32)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -495,7 +497,8 @@ derivation = pd.DataFrame(rows).set_index("model")
 print(derivation.to_string())
 
 # %% [markdown]
-# The cell asserts that each measurement is within 15% of $\sqrt{b/d_{out}}$. The derivation predicts a rate
+# The derivation's descent ratio is $\frac{b\cdot\lVert g_{:,j}\rVert_2/\sqrt b}{\sqrt{d_{out}}\,\lVert g_{:,j}\rVert_2}
+# = \sqrt{b/d_{out}}$, and the cell asserts that each measurement is within 15% of it. The derivation predicts a rate
 # ratio of about $\sqrt{d_{out}/b}$: 1.4 on the tiny model, 3.5 on all-MiniLM-L6-v2, 4.9 on roberta-base. This is a
 # statement about the *first* step only; later steps depend on the loss surface, the schedule and the head, so the
 # prediction is a starting point for the sweep, not a replacement for it. What did the sweeps choose? (Their grids
@@ -608,6 +611,21 @@ checks.check_ablation_table(my_table, "metric")
 # * LoRA-Mini's first Adam step lowers a loss about $\sqrt{b/d_{out}}$ as much as LoRA's at the same rate
 #   (derived, then measured with autograd), so its rate should be about $\sqrt{d_{out}/b}$ times LoRA's: 3.5x on a
 #   384-wide model, 4.9x on roberta-base. Section 5 sets that against the rates the sweeps chose.
+#
+# ## Questionnaire
+#
+# Answer in a sentence or two each; every answer is in this notebook. (No automatic check.)
+#
+# 1. Why does `synthetic-rank` plant an update of rank 4 with equal singular values, and what would a rank
+#    sweep show if rank mattered?
+# 2. When does this notebook call a difference "resolved", and how many of the rank differences in Section 2 are?
+# 3. Why is the x-axis of Section 3's figure the number of trainable adapter parameters, on a log scale, and
+#    why is the task head left out of it?
+# 4. What is a selection split, and why are learning rates tuned on it rather than on the validation set?
+# 5. What does it mean that a sweep's best rate is "at an edge", and what did the protocol do about it?
+# 6. Why does Adam's first step lower the loss less for LoRA-Mini than for LoRA at the same learning rate, and
+#    how does the gap scale with $b$ and $d_{out}$?
+# 7. In the rank-or-width ablation, why can more rank not help an adapter with $a=b=4$ on a 64-wide model?
 #
 # ## More to explore (open questions, no automatic check)
 #
