@@ -504,7 +504,8 @@ def check_delta_weight(delta_fn: Callable[[LoRAMiniLinear], torch.Tensor]) -> No
         _fail("You scaled by alpha; the scale is alpha / r (that is layer.scale).")
     if _close(got + f["W0"], right, dtype) or _close(got, right + f["W0"], dtype):
         _fail("ΔW is the update only: leave the base weight W0 out of it.")
-    _fail("The shape is right but the values are not: check the order B_aux @ B_train @ A_train @ A_aux.")
+    _fail("The shape is right but the values are not: check the order of the product. ΔW acts on x from the left, "
+          "so the factor that acts on x first stands rightmost.")
 
 
 def check_forward(forward_fn: Callable[[LoRAMiniLinear, torch.Tensor], torch.Tensor]) -> None:
@@ -538,6 +539,39 @@ def check_forward(forward_fn: Callable[[LoRAMiniLinear, torch.Tensor], torch.Ten
     if _close(got, base + update * f["r"], dtype):
         _fail("You scaled by alpha; the scale is alpha / r (that is layer.scale).")
     _fail("Shape right, values wrong: check the order of the four factors and where the scale goes.")
+
+
+def check_lora_forward(forward_fn: Callable) -> None:
+    """`forward_fn(x, base, A, B, scale)`: plain LoRA's output base(x) + scale · B A x for x of shape (..., d_in),
+    A (r × d_in), B (d_out × r), base a frozen nn.Linear with a bias."""
+    with _seeded(5), torch.no_grad():
+        base = nn.Linear(12, 10)
+        base.bias.normal_()  # a clearly non-zero bias, so that forgetting it shows
+        A, B = torch.randn(3, 12), torch.randn(10, 3)
+    scale = 2.0
+    x = torch.randn(2, 4, 12, generator=torch.Generator().manual_seed(6))
+    W0, bias = base.weight.detach().double().clone(), base.bias.detach().double().clone()
+    base_out = F.linear(x.double(), W0, bias)
+    update = x.double() @ A.double().T @ B.double().T
+    right = base_out + scale * update
+    with torch.no_grad():
+        raw = _call(forward_fn, x.clone(), base, A.clone(), B.clone(), scale)
+    got = _as_float64(raw, "the layer's output", tuple(right.shape))
+    if got.shape != right.shape:
+        _fail(f"Output shape {tuple(got.shape)}, expected {tuple(right.shape)}: keep the leading dimensions and "
+              f"apply each matrix to the last one.", "The output's shape is wrong: keep the leading dimensions.")
+    if _close(got, right, raw.dtype):
+        return _ok("Your LoRA forward pass equals base(x) + scale · B A x.")
+    if _close(got, scale * update, raw.dtype):
+        _fail("You return only the update: add the frozen layer's output, base(x).")
+    if _close(got, base_out, raw.dtype):
+        _fail("You return only the frozen layer's output: the update B A x is missing.")
+    if _close(got, base_out + update, raw.dtype):
+        _fail("The update is not scaled: multiply it by scale (alpha / r).")
+    if _close(got, right - bias, raw.dtype):
+        _fail("The bias is missing: base(x) includes it (x @ W0.T alone does not).")
+    _fail("Shape right, values wrong: A acts first (d_in → r), then B (r → d_out); with x's rows as tokens that is "
+          "x @ A.T, then @ B.T.", "Shape right, values wrong: A acts first, then B.")
 
 
 def _ref_grad_B_train(f: dict, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -605,17 +639,18 @@ def check_lora_export(export_fn: Callable[[LoRAMiniLinear], tuple]) -> None:
     if tuple(A.shape) == (d_out, r) and tuple(B.shape) == (r, d_in):
         _fail("A and B are swapped: return (A, B) with A = A_train @ A_aux (r × d_in) first.")
     if tuple(A.shape) != (r, d_in):
-        _fail(f"A has shape {tuple(A.shape)}, expected (r, d_in) = {(r, d_in)}: A = A_train @ A_aux, the two "
-              f"factors that act first.", "A must be (r, d_in): the two factors that act first.")
+        _fail(f"A has shape {tuple(A.shape)}; like lora_A it must map d_in to r: the product of the two factors "
+              f"that act first.", "A must be (r, d_in): the two factors that act first.")
     if tuple(B.shape) != (d_out, r):
-        _fail(f"B has shape {tuple(B.shape)}, expected (d_out, r) = {(d_out, r)}: B = B_aux @ B_train.",
-              "B must be (d_out, r): the two factors that act last.")
+        _fail(f"B has shape {tuple(B.shape)}; like lora_B it must map r to d_out: the product of the two factors "
+              f"that act last.", "B must be (d_out, r): the two factors that act last.")
     product = f["scale"] * (B @ A)
     if _close(product, right, got[0].dtype):
         return _ok("scale · B @ A equals ΔW: the adapter as an ordinary rank-r LoRA.")
     if _close(product, right * f["scale"], got[0].dtype):
         _fail("The scale is counted twice: PEFT multiplies B @ A by lora_alpha / r itself, so leave it out of A and B.")
-    _fail("Shapes right, values wrong: A = A_train @ A_aux and B = B_aux @ B_train (mind the order).")
+    _fail("Shapes right, values wrong: A is the product of the two factors that act first, B of the two that act "
+          "last (mind the order inside each product).")
 
 
 # ---------------------------------------------------------------- whole models
@@ -951,6 +986,34 @@ def check_ablation_table(table, metric: str, min_ranks: int = 3) -> None:
     if not table[metric].map(lambda v: isinstance(v, (int, float)) and math.isfinite(v)).all():
         _fail(f"Some {metric} values are missing or not finite: did a run diverge?")
     return _ok("The ablation table has the rank column, enough ranks and finite metric values.")
+
+
+def check_equal_cost_comparison(table, metric: str = "metric", min_seeds: int = 3) -> None:
+    """LoRA against LoRA-Mini at equal cost: a DataFrame with one row per run and columns `method` ("lora" or
+    "loramini"), `seed`, `adapter_params` and `metric`; both methods, ≥ `min_seeds` seeds each, one adapter
+    count per method, the same for both, finite metric values."""
+    columns = list(getattr(table, "columns", []))
+    missing = [c for c in ("method", "seed", "adapter_params", metric) if c not in columns]
+    if missing:
+        _fail(f"The table needs the columns method, seed, adapter_params and {metric}; missing: {missing}.",
+              "The table needs the columns method, seed, adapter_params and the metric.")
+    methods = set(table["method"])
+    if methods != {"lora", "loramini"}:
+        _fail(f"Compare exactly two methods, 'lora' and 'loramini'; the table has {sorted(methods)}.")
+    for method, rows in table.groupby("method"):
+        if rows["seed"].nunique() < min_seeds:
+            _fail(f"{method} has {rows['seed'].nunique()} seed(s): run at least {min_seeds}, or no interval can "
+                  f"tell the methods apart.", f"{method}: run more seeds, or no interval can tell the methods apart.")
+        if rows["adapter_params"].nunique() != 1:
+            _fail(f"{method} mixes shapes with different adapter counts: compare one shape per method.")
+    counts = table.groupby("method")["adapter_params"].first()
+    if counts["lora"] != counts["loramini"]:
+        _fail(f"Not the same cost: LoRA trains {counts['lora']:,} adapter numbers, LoRA-Mini {counts['loramini']:,}. "
+              f"LoRA costs r·(d_in + d_out) per adapted matrix, LoRA-Mini r·(a + b): pick shapes that make them equal.",
+              "Not the same cost: pick shapes whose adapter counts are equal.")
+    if not table[metric].map(lambda v: isinstance(_number(v), (int, float)) and math.isfinite(_number(v))).all():
+        _fail(f"Some {metric} values are missing or not finite: did a run diverge?")
+    return _ok("LoRA and LoRA-Mini at the same number of adapter numbers, over enough seeds to compare.")
 
 
 __all__ = ["CheckFailed", "grading_mode"] + sorted(n for n in list(globals()) if n.startswith("check_"))

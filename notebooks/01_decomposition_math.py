@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -159,6 +159,34 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
+# ### First, plain LoRA
+#
+# LoRA-Mini is LoRA with two frozen factors wrapped around the trained pair, so start with LoRA itself. LoRA
+# adds to the frozen layer a rank-$r$ update made of two trained matrices, $A\in\mathbb{R}^{r\times d_{in}}$ and
+# $B\in\mathbb{R}^{d_{out}\times r}$:
+#
+# $$y = W_0x + \text{bias} + \tfrac{\alpha}{r}\,B A\,x .$$
+#
+# Write its forward pass for a batch: `x` has shape `(..., d_in)` (any number of leading dimensions: batch,
+# tokens), `base` is the frozen `nn.Linear` ($W_0$ and the bias), and `scale` is $\alpha/r$. In PyTorch a row of
+# `x` is one token, so a matrix $M$ is applied to every row at once as `x @ M.T`.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+# Exercise 1: plain LoRA's forward pass
+def my_lora_forward(x, base, A, B, scale):
+    """y = base(x) + scale · B A x for x of shape (..., d_in); A is (r, d_in), B is (d_out, r)."""
+    ### BEGIN SOLUTION
+    return base(x) + scale * (x @ A.T @ B.T)
+    ### END SOLUTION
+
+
+checks.check_lora_forward(my_lora_forward)
+
+# %% [markdown]
+# LoRA-Mini keeps this shape of computation and changes only what sits between $x$ and the output: $A$ becomes
+# $A_{train}A_{aux}$ and $B$ becomes $B_{aux}B_{train}$, with the outer factors frozen.
+#
 # ### The layer in 20 lines
 #
 # Two trained `nn.Parameter`s and two frozen buffers. Buffers move with `.to(device)` like parameters do, but
@@ -286,7 +314,7 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 1: one training step
+# Exercise 2: one training step
 def my_step(model, optimizer, x, y):
     """One step on the mean squared error between model(x) and y; return the loss before the step (a float)."""
     ### BEGIN SOLUTION
@@ -407,7 +435,7 @@ print(f"saving vs LoRA = (d_in + d_out) / (a + b) = {(d_in + d_out) / (a + b):g}
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 2: count LoRA's trainable numbers by hand
+# Exercise 3: count LoRA's trainable numbers by hand
 # RoBERTa-base's feed-forward layer `output.dense` maps d_in = 3072 to d_out = 768.
 # How many numbers does a LoRA adapter with r = 4 train on it? Set `lora_out` to that number.
 ### BEGIN SOLUTION
@@ -467,7 +495,7 @@ print("aux tensors in state_dict:", [k for k in layer.state_dict() if "aux" in k
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 3: the shapes of the four factors
+# Exercise 4: the shapes of the four factors
 # RoBERTa's `output.dense` maps d_in = 3072 to d_out = 768. Adapt it with r = 8, a = 64, b = 16.
 # Fill in the (rows, columns) of each factor, e.g. my_shapes = {"A_aux": (?, ?), "A_train": (?, ?), ...}
 ### BEGIN SOLUTION
@@ -512,7 +540,7 @@ assert torch.equal(layer(x), base(x))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 4: build ΔW from the four factors
+# Exercise 5: build ΔW from the four factors
 def my_delta_weight(layer):
     """ΔW of a LoRAMiniLinear, shape (d_out, d_in)."""
     ### BEGIN SOLUTION
@@ -537,7 +565,7 @@ with torch.no_grad():
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 5: the forward pass
+# Exercise 6: the forward pass
 def my_forward(layer, x):
     """The output of a LoRAMiniLinear for x of shape (..., d_in): base output plus the scaled update."""
     ### BEGIN SOLUTION
@@ -572,7 +600,7 @@ with torch.no_grad():
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 6: predict the rank, then measure it
+# Exercise 7: predict the rank, then measure it
 # A colleague adapts a 64 → 48 layer with r = 8, a = 16, b = 4 (the package refuses r > min(a, b);
 # our ScratchLoRAMini does not). Once B_train has been trained to non-zero values, what rank will ΔW have?
 # Predict it first and set `predicted_rank`; the cell then builds the layer and measures the rank.
@@ -707,7 +735,7 @@ print("at init, |dL/dB_train| > 0 :", bool(fresh.B_train.grad.abs().sum() > 0))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 7: the gradient of B_train, by hand
+# Exercise 8: the gradient of B_train, by hand
 def my_grad_B_train(layer, x, g):
     """dL/dB_train, shape (b, r), for inputs x (n, d_in) and output gradient g = dL/dy (n, d_out)."""
     ### BEGIN SOLUTION
@@ -840,7 +868,7 @@ assert left == 0 and torch.allclose(before, after, atol=1e-5)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 8: merge and unload, by hand
+# Exercise 9: merge and unload, by hand
 def my_merge_and_unload(model):
     """Replace every loramini.LoRAMiniLinear in `model` by a plain nn.Linear with weight W0 + ΔW and the
     base layer's bias; return the model."""
@@ -959,7 +987,7 @@ cost
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 9: extra multiply-adds per token
+# Exercise 10: extra multiply-adds per token
 # An unmerged LoRA-Mini adapter on `output.dense` (d_in = 3072 → d_out = 768) with r = 4, a = b = 16,
 # applied as the plain chain x → A_aux → A_train → B_train → B_aux. How many multiply-adds per token?
 ### BEGIN SOLUTION
@@ -1150,7 +1178,7 @@ assert knee and falls and lora[K] < 1e-3
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# Exercise 10: predict the plateau, then run
+# Exercise 11: predict the plateau, then run
 # LoRA-Mini with a = b = 48 on the 64 × 64 layer, generic rank-4 target. Set `predicted_error` to the relative
 # error you expect (a number between 0 and 1).
 ### BEGIN SOLUTION
@@ -1199,7 +1227,7 @@ print(f"seed 0: best reachable {seed_errors[0]:.4f}, the fit of Section 11 at r 
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 11: a 95% confidence interval over seeds
+# Exercise 12: a 95% confidence interval over seeds
 from scipy import stats
 
 
@@ -1223,7 +1251,7 @@ assert abs(ci95(seed_errors)[0] - _low) < 1e-9 and abs(ci95(seed_errors)[1] - _h
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 12: read the interval
+# Exercise 13: read the interval
 # Compute the 95% interval of `seed_errors` (with your ci95, or scipy.stats.t.interval) and print it. Does the
 # predicted plateau 0.75 lie inside? Set `prediction_inside` to True or False.
 ### BEGIN SOLUTION

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -39,7 +39,7 @@
 # > (a real model on a CPU), so they run once from the command line,
 # > [`benchmarks/accuracy_vs_params.py`](../benchmarks/accuracy_vs_params.py), which caches every training run
 # > and writes one results file; this notebook reads those files and trains nothing itself, except in
-# > Exercise 3, whose runs are cached as well.
+# > Exercises 3 and 5, whose runs are cached as well (a setting nobody ran before trains the tiny model).
 # > * **Sections 2–5** on `synthetic-rank` read `benchmarks/results/accuracy-vs-params-smoke.json` (the offline
 # >   tiny RoBERTa, hidden size 64), made in the same way in every mode.
 # > * **The real-model figures** read `benchmarks/results/accuracy-vs-params.json` (all-MiniLM-L6-v2 on SST-2 and
@@ -600,6 +600,48 @@ checks.check_ablation_table(my_table, "metric")
 # ### END SOLUTION
 
 # %% [markdown]
+# ## 7. Your turn: LoRA against LoRA-Mini at the same cost
+#
+# The paper's claim is about accuracy *per trainable number*. Section 3 read equal-cost comparisons off the
+# protocol's runs; now run one yourself. On the tiny model the adapters sit on `query` and `value` of its 2
+# layers: 4 matrices of $64\times64$, so LoRA trains $4\,r\,(64+64)$ numbers and LoRA-Mini $4\,r\,(a+b)$.
+#
+# 1. Pick a LoRA rank and a LoRA-Mini shape ($r \le a = b$) that train *exactly* the same number of adapter
+#    numbers.
+# 2. Run each over three seeds at its method's tuned rate (`TUNED` below, from Section 4's sweeps):
+#    `cached_run({**FIXED, "method": "lora", "lr": TUNED["lora"], "r": r, "seed": s}, train_cell, CACHE)` for LoRA,
+#    `cached_run({**FIXED, "r": r, "a": w, "b": w, "seed": s}, train_cell, CACHE)` for LoRA-Mini. A shape the
+#    protocol ran reads back from the cache; any other trains the tiny model, a few seconds per seed.
+# 3. Collect one row per run in a DataFrame with columns `method` (`"lora"` or `"loramini"`), `seed`,
+#    `adapter_params` (from the result) and `metric`; `checks.check_equal_cost_comparison` makes sure the
+#    comparison is fair. Then print each method's mean with its 95% interval (`confidence_interval`) and whether
+#    the seeds resolve the difference (`overlap`).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# Exercise 5: LoRA against LoRA-Mini at the same cost
+TUNED = {s["method"]: s["best_lr"] for s in smoke["lr_sweeps"] if s["task"] == "synthetic-rank"}
+print(f"tuned rates on synthetic-rank: LoRA {TUNED['lora']:g}, LoRA-Mini {TUNED['loramini']:g}")
+# Set `my_pair` to a DataFrame: one row per run, columns method, seed, adapter_params, metric.
+### BEGIN SOLUTION
+rows = []
+for seed in (0, 1, 2):
+    lora_run = cached_run({**FIXED, "method": "lora", "lr": TUNED["lora"], "r": 1, "seed": seed}, train_cell, CACHE)
+    mini_run = cached_run({**FIXED, "r": 4, "a": 16, "b": 16, "seed": seed}, train_cell, CACHE)  # 4·4·32 = 4·1·128
+    rows += [{"method": "lora", "shape": "r=1", "seed": seed, **{k: lora_run[k] for k in ("adapter_params", "metric")}},
+             {"method": "loramini", "shape": "r=4, a=b=16", "seed": seed,
+              **{k: mini_run[k] for k in ("adapter_params", "metric")}}]
+my_pair = pd.DataFrame(rows)
+stats = {m: confidence_interval(part["metric"]) for m, part in my_pair.groupby("method")}
+for m, (mean, (low, high)) in stats.items():
+    print(f"{NAMES_SHORT[m]:<9} {my_pair[my_pair.method == m]['shape'].iloc[0]:<12} "
+          f"{my_pair[my_pair.method == m]['adapter_params'].iloc[0]:,} numbers: {mean:.3f} [{low:.3f}, {high:.3f}]")
+print("the seeds " + ("do not resolve the difference" if overlap(stats["lora"][1], stats["loramini"][1])
+                      else "resolve the difference"))
+### END SOLUTION
+checks.check_equal_cost_comparison(my_pair, "metric")
+
+# %% [markdown]
 # ## Summary
 #
 # * A number in this notebook is a mean over three seeds with a 95% confidence interval, at its method's tuned
@@ -626,6 +668,7 @@ checks.check_ablation_table(my_table, "metric")
 # 6. Why does Adam's first step lower the loss less for LoRA-Mini than for LoRA at the same learning rate, and
 #    how does the gap scale with $b$ and $d_{out}$?
 # 7. In the rank-or-width ablation, why can more rank not help an adapter with $a=b=4$ on a 64-wide model?
+# 8. What makes a comparison of LoRA and LoRA-Mini "at equal cost" fair, and what did yours find?
 #
 # ## More to explore (open questions, no automatic check)
 #

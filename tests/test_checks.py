@@ -222,3 +222,31 @@ def test_head_and_bytes_and_ratio_hints_do_not_give_the_value():
         assert "2 bytes" not in msg and "(2)" not in msg
     msg = fails_with("", checks.check_lr_ratio, 2.0, d_out=384, b=32)
     assert "sqrt" not in msg and "3.46" not in msg and "√(" not in msg
+
+
+def test_equal_cost_comparison():
+    def runs(method, params, seeds=(0, 1, 2), metric=0.7):
+        return [{"method": method, "seed": s, "adapter_params": params, "metric": metric + s / 100} for s in seeds]
+
+    right = pd.DataFrame(runs("lora", 512) + runs("loramini", 512))
+    passes(checks.check_equal_cost_comparison, right)
+    fails_with("Not the same cost: LoRA trains 512", checks.check_equal_cost_comparison,
+               pd.DataFrame(runs("lora", 512) + runs("loramini", 1024)))
+    fails_with("exactly two methods", checks.check_equal_cost_comparison, pd.DataFrame(runs("lora", 512)))
+    fails_with("loramini has 2 seed", checks.check_equal_cost_comparison,
+               pd.DataFrame(runs("lora", 512) + runs("loramini", 512, seeds=(0, 1))))
+    fails_with("mixes shapes", checks.check_equal_cost_comparison,
+               pd.DataFrame(runs("lora", 512) + runs("loramini", 512) + runs("loramini", 256, seeds=(3,))))
+    fails_with("missing", checks.check_equal_cost_comparison, right.drop(columns="adapter_params"))
+    fails_with("not finite", checks.check_equal_cost_comparison, right.assign(metric=float("nan")))
+
+
+def test_lora_forward():
+    passes(checks.check_lora_forward, lambda x, base, A, B, s: base(x) + s * (x @ A.T @ B.T))
+    passes(checks.check_lora_forward, lambda x, base, A, B, s: base(x) + s * F.linear(x, B @ A))
+    fails_with("only the update", checks.check_lora_forward, lambda x, base, A, B, s: s * (x @ A.T @ B.T))
+    fails_with("not scaled", checks.check_lora_forward, lambda x, base, A, B, s: base(x) + x @ A.T @ B.T)
+    fails_with("bias is missing", checks.check_lora_forward,
+               lambda x, base, A, B, s: x @ base.weight.T + s * (x @ A.T @ B.T))
+    fails_with("only the frozen", checks.check_lora_forward, lambda x, base, A, B, s: base(x))
+    fails_with("raised RuntimeError", checks.check_lora_forward, lambda x, base, A, B, s: base(x) + s * (x @ A @ B))
