@@ -66,6 +66,19 @@ def _number(kind, positive: bool = False):
     return parse
 
 
+def _positive(kind):
+    """An argparse type: an int or a finite float > 0 (ablate's and the benchmarks' sizes and rates)."""
+    return _number(kind, positive=True)
+
+
+def _non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0 (seeds)."""
+    value = _number(int, positive=False)(text)
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be an integer >= 0")
+    return value
+
+
 def _names(text: str) -> Optional[list[str]]:
     """'classifier,pooler' → ["classifier", "pooler"]; '' → [] (none); 'none' → None (the method's default)."""
     return None if text.lower() == "none" else [t.strip() for t in text.split(",") if t.strip()]
