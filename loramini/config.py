@@ -142,6 +142,9 @@ class LoRAMiniConfig:
             self.modules_to_save = list(self.modules_to_save)
         if isinstance(self.projection_seed, bool) or not isinstance(self.projection_seed, int):
             raise TypeError(f"LoRAMiniConfig.projection_seed={self.projection_seed!r}: expected an integer.")
+        if not 0 <= self.projection_seed < 2 ** 63:  # torch's seed range
+            raise ValueError(f"LoRAMiniConfig.projection_seed={self.projection_seed!r} is out of range: use an "
+                             f"integer in 0 .. 2**63 - 1.")
 
     @property
     def resolved_alpha(self) -> float:
