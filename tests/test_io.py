@@ -129,9 +129,9 @@ def test_failed_write_leaves_no_file(tmp_path):
     def explode(tmp):
         with open(tmp, "w") as f:
             f.write("half")
-        raise RuntimeError("disk full")
+        raise RuntimeError("disk full")  # what safetensors / torch.save raise on ENOSPC
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(OSError, match=r"file\.json.*disk full.*Free disk space"):
         loramini.io.atomic_write(tmp_path / "file.json", explode)
     assert os.listdir(tmp_path) == []
 
