@@ -64,3 +64,31 @@ def test_mean_pooling_feeds_the_head_the_masked_mean(kind):
 def test_mean_pooling_refuses_a_model_without_an_encoder():
     with pytest.raises(TypeError, match="pooling='cls'"):
         use_mean_pooling(torch.nn.Linear(2, 2))
+
+
+def _run(monkeypatch, **overrides):
+    import loramini.train as train_module
+    from loramini.train import TrainConfig, train
+
+    monkeypatch.setattr(train_module, "STUCK_AFTER_STEPS", 30)
+    config = TrainConfig(method="loramini", epochs=2, batch_size=16, max_train_samples=320, progress=False,
+                         max_length=32, **overrides)
+    return train("tiny", "synthetic", config)
+
+
+def test_a_run_stuck_at_the_prior_is_warned_and_recorded(monkeypatch):
+    with pytest.warns(UserWarning, match="still at the label prior"):
+        history = _run(monkeypatch, lr=1e-9)  # nothing moves: the loss stays where the head starts
+    assert history["optimizer_steps"] == 40 and len(history["steps"]) == 40
+    assert history["label_prior_loss"] == pytest.approx(math.log(2), abs=0.05)
+    assert len(history["warnings"]) == 1 and "Lower the learning rate" in history["warnings"][0]
+
+
+def test_a_learning_run_is_not_warned(monkeypatch):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        history = _run(monkeypatch)  # the tiny model's default rate learns the synthetic task
+    assert history["warnings"] == []
+    assert history["steps"][-1]["loss"] < 0.95 * history["label_prior_loss"]
