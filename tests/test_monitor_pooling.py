@@ -92,3 +92,16 @@ def test_a_learning_run_is_not_warned(monkeypatch):
         history = _run(monkeypatch)  # the tiny model's default rate learns the synthetic task
     assert history["warnings"] == []
     assert history["steps"][-1]["loss"] < 0.95 * history["label_prior_loss"]
+
+
+def test_eval_loaders_go_shortest_first_and_keep_every_row():
+    from datasets import Dataset, DatasetDict
+
+    from loramini.data import make_dataloaders
+
+    rows = {"input_ids": [[1] * n for n in (5, 2, 9, 2, 7)], "labels": [0, 1, 2, 3, 4]}
+    tokenized = DatasetDict(train=Dataset.from_dict(rows), validation=Dataset.from_dict(rows))
+    collate = lambda batch: [r["labels"] for r in batch]
+    _, evals = make_dataloaders(tokenized, collate, batch_size=2, seed=0)
+    order = [label for batch in evals["validation"] for label in batch]
+    assert order == [1, 3, 0, 4, 2]  # lengths 2, 2 (file order kept), 5, 7, 9
