@@ -38,7 +38,9 @@ from .inject import HEAD_PATTERN  # noqa: F401  (re-exported: the head-name rule
 from .metrics import evaluate, peak_memory_mb
 from .methods import apply_method, param_groups, save_trained
 from .models import build_model, check_max_length, start_at_label_mean
+from .monitor import STUCK_AFTER_STEPS, label_prior_loss, stuck_message
 from .plots import plot_history  # noqa: F401  (re-exported)
+from .pooling import use_mean_pooling
 from .tasks import TaskSpec, as_task, load_task
 from .train_config import DEFAULT_LR, METHODS, PEFT_METHODS, PRECISIONS, TINY_LR, TrainConfig, resolve_precision
 
@@ -147,7 +149,8 @@ def prepare(model, task, config: TrainConfig, *, tokenizer=None, data_dir=None) 
     # Not prepared by accelerate (which would step it once per process): one step per optimizer update.
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_updates), total_updates)
     history = {"method": config.method, "task": spec.name, "model": model_name, "config": config.recorded(),
-               "steps": [], "epochs": [], "wall_time_s": 0.0}
+               "steps": [], "epochs": [], "wall_time_s": 0.0, "optimizer_steps": total_updates,
+               "label_prior_loss": _prior(dataset, spec), "warnings": []}
     run = Run(config, accelerator, spec, model, optimizer, scheduler, train_loader, eval_loaders, counts, history,
               main_metric(spec), total_updates)
     checkpoint = latest_checkpoint(config.output_dir) if config.resume else None
@@ -187,6 +190,8 @@ def _model_and_data(model, task, config: TrainConfig, tokenizer, data_dir):
     world = task if isinstance(task, SyntheticTask) else None
     built_here = not isinstance(model, nn.Module)
     model, tokenizer = build_model(model, spec, tokenizer, dataset, seed=config.seed, world=world)
+    if config.pooling == "mean":
+        use_mean_pooling(model)
     if built_here and spec.is_regression:
         start_at_label_mean(model, dataset["train"]["label"])
     check_max_length(model, config.max_length)
@@ -273,6 +278,25 @@ def _record_step(run: Run, epoch: int, loss: float) -> None:
                                  "lr": run.scheduler.get_last_lr()[0]})
     run.bar.update(1)
     run.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+    if run.global_step == STUCK_AFTER_STEPS:
+        _warn_if_stuck(run)
+
+
+def _prior(dataset, spec: TaskSpec) -> Optional[float]:
+    """The training labels' prior loss (`monitor.label_prior_loss`), None for data without a label column."""
+    train = dataset["train"]
+    return label_prior_loss(train["label"], spec.num_labels) if "label" in train.column_names else None
+
+
+def _warn_if_stuck(run: Run) -> None:
+    """Once, at step STUCK_AFTER_STEPS: warn (and record) if the training loss still sits at the label prior."""
+    prior = run.history.get("label_prior_loss")
+    message = prior and stuck_message([s["loss"] for s in run.history["steps"]], prior, run.global_step, run.config.lr)
+    if message:
+        import warnings
+
+        run.history.setdefault("warnings", []).append(message)
+        warnings.warn(message, UserWarning, stacklevel=2)
 
 
 def check_divergence(steps: list[dict], loss: float, window: int = 5, factor: float = 10.0,
