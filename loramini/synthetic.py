@@ -212,9 +212,7 @@ def _pretrained_encoder(seed: int, rank: int, steps: int, readout: str = "tanh")
 
     from .io import atomic_write
 
-    cache = Path(os.environ.get("LORAMINI_CACHE") or Path.home() / ".cache" / "loramini")
-    world = "" if readout == "tanh" else f"-{readout}"
-    path = cache / f"tiny-synthetic{world}-seed{seed}-rank{rank}-steps{steps}-torch{torch.__version__}.safetensors"
+    path = encoder_cache_path(seed, rank, steps, readout)
     if path.is_file():
         try:
             return load_file(str(path))
@@ -226,6 +224,13 @@ def _pretrained_encoder(seed: int, rank: int, steps: int, readout: str = "tanh")
     except OSError:  # a read-only home: no cache, still correct
         pass
     return weights
+
+
+def encoder_cache_path(seed: int, rank: int, steps: int, readout: str = "tanh") -> Path:
+    """The disk-cache file of one pretrained encoder (env LORAMINI_CACHE, default ~/.cache/loramini)."""
+    cache = Path(os.environ.get("LORAMINI_CACHE") or Path.home() / ".cache" / "loramini")
+    world = "" if readout == "tanh" else f"-{readout}"
+    return cache / f"tiny-synthetic{world}-seed{seed}-rank{rank}-steps{steps}-torch{torch.__version__}.safetensors"
 
 
 def _pretrain_encoder(seed: int, rank: int, steps: int, readout: str = "tanh") -> dict[str, torch.Tensor]:
@@ -286,8 +291,16 @@ def tiny_pretrained(task: SyntheticTask | None = None, num_labels: int | None = 
     num_labels = task.spec.num_labels if num_labels is None else num_labels
     readout = task.teacher.readout
     steps = pretrain_steps or (1000 if readout == "abs" else 300)  # the |W0 x| summary takes longer to learn
-    encoder = _pretrained_encoder(task.teacher.seed, task.teacher.rank, steps, readout)
+    key = (task.teacher.seed, task.teacher.rank, steps, readout)
+    encoder = _pretrained_encoder(*key)
     model = tiny_roberta(num_labels=num_labels, seed=seed, vocab_size=len(task.tokenizer))
-    model.roberta.load_state_dict(encoder)
+    try:
+        model.roberta.load_state_dict(encoder)
+    except RuntimeError:  # a damaged cache file (other keys or shapes): drop it and pretrain again
+        _pretrained_encoder.cache_clear()
+        encoder_cache_path(*key).unlink(missing_ok=True)
+        encoder = _pretrained_encoder(*key)
+        model = tiny_roberta(num_labels=num_labels, seed=seed, vocab_size=len(task.tokenizer))  # the same draws
+        model.roberta.load_state_dict(encoder)
     return model
 
