@@ -355,7 +355,7 @@ def finish(run: Run) -> dict:
     if accelerator.is_main_process:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(config.output_dir or tmp) / ("model" if config.method == "full" else "adapter")
-            save_trained(unwrapped, config.method, folder)
+            save_trained(unwrapped, config.method, folder, progress=config.progress)
             history["adapter_bytes"] = folder_bytes(folder)
             history["adapter_dir"] = str(folder) if config.output_dir else None
         if config.output_dir:

@@ -134,3 +134,9 @@ def test_each_method_records_only_its_fields():
     assert not {"a", "b", "aux_init"} & set(TrainConfig(method="lora").recorded())
     assert not {"r", "a", "b", "alpha", "dropout"} & set(TrainConfig(method="full").recorded())
     assert TrainConfig().recorded() == TrainConfig().to_dict()  # LoRA-Mini uses every adapter field
+
+
+def test_no_progress_means_no_bar_when_saving_a_full_model(tmp_path, capfd):
+    train("tiny", "synthetic", TrainConfig(method="full", epochs=1, output_dir=str(tmp_path), **TINY))
+    captured = capfd.readouterr()
+    assert (tmp_path / "model").is_dir() and "Writing model shards" not in captured.err + captured.out
