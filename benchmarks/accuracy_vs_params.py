@@ -11,6 +11,11 @@ method's tuned rate over `--seeds` seeds and is reported on the validation set a
 encoder's linear probe (scikit-learn, mean-pooled and [CLS] features, same training rows and seeds) and, for pair
 regression, the zero-shot cosine of its sentence embeddings are added as references. Each training run is cached
 as one JSON file under `--cache`, so an interrupted run resumes, and the JSON is rewritten after every task.
+A cached number is reused only for the same settings, the same model files (`model_identity`: not the label) and
+the same declared code version (`RUN_VERSION` for training runs, `PROBE_VERSION` for the references; bump one
+when a change gives other numbers for the same settings). A run that diverges is cached and reported as
+diverged, never selected. Every flag is checked before any work: a bad one is one line and exit status 2, a
+failure while running one line and exit status 1.
 """
 
 from __future__ import annotations

@@ -329,7 +329,6 @@ def main(argv=None) -> int:
 
     Every flag and every cell's settings are checked before the first cell trains (exit 2, one line)."""
     from .cli import OneLineParser, _non_negative_int, _positive
-    from .config import check_rank
     from .train import METHODS
 
     parser = OneLineParser(
@@ -351,19 +350,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=_non_negative_int, nargs="+", default=[0], help="seeds (each is a cell)")
     parser.add_argument("--output-dir", default="outputs/ablation")
     args = parser.parse_args(argv)
-    try:
-        ab = [tuple(int(v) for v in text.lower().split("x")) for text in args.ab]
-        if any(len(pair) != 2 or min(pair) < 1 for pair in ab):
-            raise ValueError
-    except ValueError:
-        parser.error(f"--ab {' '.join(args.ab)}: write each pair as AxB with A, B >= 1, e.g. 16x16")
-    for r, (a, b) in itertools.product(args.r, ab if "loramini" in args.method else []):
-        try:
-            check_rank(r, a, b)
-        except ValueError:
-            parser.error(f"--r {r} with --ab {a}x{b}: rank(ΔW) <= min(r, a, b) = {min(a, b)}, so a larger r only "
-                         f"wastes parameters; lower --r or widen --ab")
-    grid = {"method": args.method, "r": args.r, "ab": ab, "targets": args.targets, "seed": args.seed}
+    grid = {"method": args.method, "r": args.r, "ab": _widths(parser, args), "targets": args.targets,
+            "seed": args.seed}
     fixed = {"model": args.model, "task": args.task, "data_dir": args.data_dir, "epochs": args.epochs,
              "max_train_samples": args.max_train_samples, "lr": args.lr}
     _check_cells(parser, grid, fixed)
@@ -386,6 +374,25 @@ def main(argv=None) -> int:
     ax.figure.savefig(out / "metric_vs_r.png", dpi=120, bbox_inches="tight")
     print(f"wrote {out / 'results.csv'} and {out / 'metric_vs_r.png'}")
     return 0
+
+
+def _widths(parser, args) -> list[tuple[int, int]]:
+    """--ab as (a, b) pairs, each wide enough for every --r (LoRA-Mini only)."""
+    from .config import check_rank
+
+    try:
+        ab = [tuple(int(v) for v in text.lower().split("x")) for text in args.ab]
+        if any(len(pair) != 2 or min(pair) < 1 for pair in ab):
+            raise ValueError
+    except ValueError:
+        parser.error(f"--ab {' '.join(args.ab)}: write each pair as AxB with A, B >= 1, e.g. 16x16")
+    for r, (a, b) in itertools.product(args.r, ab if "loramini" in args.method else []):
+        try:
+            check_rank(r, a, b)
+        except ValueError:
+            parser.error(f"--r {r} with --ab {a}x{b}: rank(ΔW) <= min(r, a, b) = {min(a, b)}, so a larger r only "
+                         f"wastes parameters; lower --r or widen --ab")
+    return ab
 
 
 def _check_cells(parser, grid: dict[str, list], fixed: Cell) -> None:
