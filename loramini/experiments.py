@@ -278,11 +278,12 @@ def run_protocol(protocol: Protocol, cache_dir: Union[str, Path], run: Callable[
 
 
 def plot_accuracy_vs_params(cells: list[dict], references: Optional[dict[str, dict]] = None, ax=None,
-                            title: Optional[str] = None):
+                            title: Optional[str] = None, colors: Optional[dict[str, str]] = None):
     """Metric against trainable adapter parameters (log x), mean ± 95% CI per setting.
 
     Methods with several points (e.g. LoRA over r) are joined by a line in order of parameter count;
     `references` ({label: {"metric_mean", "ci95"}}, e.g. full fine-tuning, a probe) are horizontal lines.
+    `colors` ({method or reference label: colour}) keeps one colour per series across several panels.
     """
     import matplotlib.pyplot as plt
 
@@ -295,9 +296,9 @@ def plot_accuracy_vs_params(cells: list[dict], references: Optional[dict[str, di
         y = [c["metric_mean"] for c in points]
         err = [[c["metric_mean"] - c["ci95"][0] for c in points], [c["ci95"][1] - c["metric_mean"] for c in points]]
         style = "-o" if method.startswith("lora") and method != "loramini" else "o"
-        ax.errorbar(x, y, yerr=err, fmt=style, capsize=3, ms=5, label=method)
+        ax.errorbar(x, y, yerr=err, fmt=style, capsize=3, ms=5, label=method, color=(colors or {}).get(method))
     for i, (label, ref) in enumerate((references or {}).items()):
-        color = f"C{len(methods) + i}"
+        color = (colors or {}).get(label, f"C{len(methods) + i}")
         ax.axhline(ref["metric_mean"], ls="--", lw=1, color=color, label=label)
         if ref.get("ci95"):
             ax.axhspan(ref["ci95"][0], ref["ci95"][1], color=color, alpha=0.12)
