@@ -328,7 +328,7 @@ def main(argv=None) -> int:
     """`python -m loramini ablate`: accuracy vs r (averaged over (a, b)) for each target group, cached.
 
     Every flag and every cell's settings are checked before the first cell trains (exit 2, one line)."""
-    from .cli import OneLineParser, _non_negative_int, _positive
+    from .cli import OneLineParser, _number
     from .train import METHODS
 
     parser = OneLineParser(
@@ -341,15 +341,21 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", default=None, help="local GLUE folder (original TSV layout)")
     parser.add_argument("--method", nargs="+", default=["loramini"], choices=METHODS,
                         help="methods to compare (each is a grid value; a, b only matter for loramini)")
-    parser.add_argument("--r", type=_positive(int), nargs="+", default=[1, 2, 4, 8], help="ranks to try")
+    parser.add_argument("--r", type=_number(int, positive=True), nargs="+", default=[1, 2, 4, 8], help="ranks to try")
     parser.add_argument("--ab", nargs="+", default=["8x8", "16x16"], help="(a, b) widths as AxB")
     parser.add_argument("--targets", nargs="+", default=["attention", "dense"], help="target groups (attention, dense, all-linear) or comma-separated names (query,value)")
-    parser.add_argument("--epochs", type=_positive(int), default=2)
-    parser.add_argument("--max-train-samples", type=_positive(int), default=None)
-    parser.add_argument("--lr", type=_positive(float), default=None, help="adapter learning rate (default: the method's)")
-    parser.add_argument("--seed", type=_non_negative_int, nargs="+", default=[0], help="seeds (each is a cell)")
+    parser.add_argument("--epochs", type=_number(int, positive=True), default=2)
+    parser.add_argument("--max-train-samples", type=_number(int, positive=True), default=None)
+    parser.add_argument("--lr", type=_number(float, positive=True), default=None, help="adapter learning rate (default: the method's)")
+    parser.add_argument("--seed", type=_number(int), nargs="+", default=[0], help="seeds (each is a cell)")
     parser.add_argument("--output-dir", default="outputs/ablation")
     args = parser.parse_args(argv)
+    try:
+        from .experiments import check_seeds
+
+        check_seeds(args.seed, "--seed", minimum=1)
+    except ValueError as err:
+        parser.error(f"--seed {' '.join(map(str, args.seed))}: {str(err).split(': ', 1)[1]}")
     grid = {"method": args.method, "r": args.r, "ab": _widths(parser, args), "targets": args.targets,
             "seed": args.seed}
     fixed = {"model": args.model, "task": args.task, "data_dir": args.data_dir, "epochs": args.epochs,
