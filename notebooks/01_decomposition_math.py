@@ -29,7 +29,8 @@
 
 # %% [markdown]
 # > **For instructors — learning goals.** After this notebook students can
-# > 1. write a LoRA-Mini layer, the code that swaps it into a model, and a training loop, in plain PyTorch;
+# > 1. write plain LoRA's forward pass, then a LoRA-Mini layer, the code that swaps it into a model, and a training
+# >    loop, in plain PyTorch, and say what the scale $\alpha/r$ is for;
 # > 2. write down $\Delta W = \tfrac{\alpha}{r}\,B_{aux}B_{train}A_{train}A_{aux}$ with the shape of every factor, and say which factors are trained;
 # > 3. explain why $\operatorname{rank}\Delta W \le \min(r, a, b)$ and why $B_{train}=0$ makes the adapted model start *exactly* at the pretrained one;
 # > 4. derive the gradient of $B_{train}$ by hand and confirm it with autograd;
@@ -332,7 +333,10 @@ _m = swap_in(make_pretrained(), ["up"], r=2, a=8, b=8)
 _opt = torch.optim.SGD([p for p in _m.parameters() if p.requires_grad], lr=0.1)
 _before = _m.up.B_train.detach().clone()
 _x = torch.randn(4, 32)
-assert isinstance(my_step(_m, _opt, _x, teacher(_x).detach()), float) and not torch.equal(_m.up.B_train, _before)
+_loss = my_step(_m, _opt, _x, teacher(_x).detach())   # a float or a one-number tensor, as the check accepts
+assert isinstance(_loss, (int, float, torch.Tensor)) and not isinstance(_loss, bool) and torch.as_tensor(_loss).numel() == 1, \
+    "return the loss before the step, one number (loss.item())"
+assert not torch.equal(_m.up.B_train, _before), "the step must move the trained factors"
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -55,9 +55,10 @@
 # > 3. compare methods at equal *cost*, on a plot of the metric against trainable parameters (log scale);
 # > 4. check that a learning-rate sweep bracketed its optimum, and derive how much larger LoRA-Mini's rate must be
 # >    than LoRA's from Adam's first step;
-# > 5. design a small ablation, run it from a cache, and explain its result against the noise.
+# > 5. design a small ablation, run it from a cache, and explain its result against the noise;
+# > 6. set up a fair comparison of two methods at equal cost and run it themselves.
 # >
-# > *Time:* 45 minutes. *Prerequisites:* notebooks 01–03.
+# > *Time:* 45–60 minutes, plus the exercises. *Prerequisites:* notebooks 01–03.
 # > *Source to read alongside:* [`loramini/experiments.py`](../loramini/experiments.py) (the protocol and the
 # > derivation), [`loramini/ablation.py`](../loramini/ablation.py) (cached runs) and
 # > [`benchmarks/accuracy_vs_params.py`](../benchmarks/accuracy_vs_params.py) (the grid that was run).
@@ -653,6 +654,8 @@ checks.check_equal_cost_comparison(my_pair, "metric")
 # * LoRA-Mini's first Adam step lowers a loss about $\sqrt{b/d_{out}}$ as much as LoRA's at the same rate
 #   (derived, then measured with autograd), so its rate should be about $\sqrt{d_{out}/b}$ times LoRA's: 3.5x on a
 #   384-wide model, 4.9x on roberta-base. Section 5 sets that against the rates the sweeps chose.
+# * Sections 6 and 7 are yours: an ablation of rank against width, and LoRA against LoRA-Mini at exactly the same
+#   number of adapter numbers, each over three seeds and read against the noise.
 #
 # ## Questionnaire
 #
