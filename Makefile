@@ -7,15 +7,15 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 # PyTorch: on a machine without an NVIDIA GPU the CPU build (about 200 MB) from PyTorch's own index; the default
 # index would give the CUDA build plus ~17 nvidia/triton wheels (several GB). Set TORCH_INDEX= (empty) for that,
-# or another index, e.g. make lab TORCH_INDEX=https://download.pytorch.org/whl/cu128. The index is an extra
-# one: where it cannot be reached (offline, a local wheel folder) pip says so and uses the others.
+# or another index, e.g. make lab TORCH_INDEX=https://download.pytorch.org/whl/cu128. Setup checks first that the
+# index answers; where it does not (offline, a local wheel folder) it says so and uses pip's other indexes.
 HAS_GPU    := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
 TORCH_INDEX ?= $(if $(HAS_GPU),,https://download.pytorch.org/whl/cpu)
 # CI and this project's machines pin torch; the package itself asks for torch>=2.2.
 TORCH_PIN ?= torch==2.13.0
-PIP = $(BIN)/pip install --disable-pip-version-check $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+PIP = $(BIN)/pip install --disable-pip-version-check --progress-bar on
 
-.PHONY: setup demo test unit notebooks lab instructor execute bench student results clean-lab clean
+.PHONY: setup demo test unit notebooks lab instructor execute bench results clean-lab clean
 
 $(BIN)/python:
 	@echo "==> [setup] creating $(VENV)/ with $(PYTHON)"
@@ -23,14 +23,18 @@ $(BIN)/python:
 	@$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
 
 $(BIN)/.torch: | $(BIN)/python
-	@echo "==> [setup] PyTorch $(TORCH_PIN) from $(or $(TORCH_INDEX),the default index) (the largest download; a few minutes)"
-	$(PIP) --progress-bar on "$(TORCH_PIN)"
+	@index="$(TORCH_INDEX)"; \
+	if [ -n "$$index" ] && ! $(BIN)/python -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/torch/', timeout=10)" "$$index" 2>/dev/null; then \
+	  echo "==> [setup] $$index does not answer: PyTorch from pip's other indexes instead"; index=; fi; \
+	echo "==> [setup] PyTorch $(TORCH_PIN) from $${index:-pip's default index} (the largest download; a few minutes)"; \
+	set -x; $(PIP) $${index:+--extra-index-url "$$index"} "$(TORCH_PIN)"
 	@touch $@
 
-# One marker per extra: .installed-lab, .installed-dev, ... (re-installed when pyproject.toml changes).
+# One marker per extra: .installed-lab, .installed-dev, ... (re-installed when pyproject.toml changes). The torch
+# installed above satisfies TORCH_PIN, so this step keeps it and needs no torch index.
 $(BIN)/.installed-%: pyproject.toml | $(BIN)/.torch
 	@echo "==> [setup] loramini with its [$*] extra (editable: this checkout)"
-	$(PIP) --progress-bar on -e ".[$*]" "$(TORCH_PIN)"
+	$(PIP) -e ".[$*]" "$(TORCH_PIN)"
 	@if [ "$*" != train ]; then echo "==> [setup] registering the Jupyter kernel 'python3' in $(VENV)/"; \
 	  $(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null; fi
 	@touch $@
@@ -54,21 +58,24 @@ notebooks: $(BIN)/.installed-dev
 	LORAMINI_SMOKE=1 $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks/*.ipynb
 
 # Read along: JupyterLab on the repository (so the notebooks' links into loramini/ work), opened at notebooks/.
-# Autosave is off (tools/lab/overrides.json), so running cells never rewrites the committed notebooks; File > Save
-# (Ctrl+S) still saves, and `make clean-lab` puts the committed notebooks back. Extra flags:
+# tools/lab/ is the students' lab: autosave off (overrides.json), so running cells never rewrites the committed
+# notebooks (File > Save still saves; `make clean-lab` puts them back), and nbgrader's menus and server
+# extensions off even in a .venv built by `make test` (labconfig/, jupyter_server_config.json). Extra flags:
 # make lab LAB_ARGS="--no-browser --port 8899"
 lab: $(BIN)/.installed-lab
-	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks \
+	JUPYTER_CONFIG_PATH="$(CURDIR)/tools/lab$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH))" $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks \
 	  --LabApp.app_settings_dir="$(CURDIR)/tools/lab" \
 	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-# Undo what reading along changed in notebooks/ (saved outputs, the .py twins): asks first, keeps nothing.
+# Undo what reading along saved into the committed notebooks (outputs, .py twins): lists them, asks first
+# (make clean-lab YES=1 does not ask). Only tracked files are restored; new files of yours stay.
 clean-lab:
-	@changed="$$(git status --porcelain -- notebooks)"; \
-	if [ -z "$$changed" ]; then echo "notebooks/ is as committed; nothing to undo"; exit 0; fi; \
-	echo "$$changed"; printf "Restore these to the committed version (your changes to them are lost)? [y/N] "; \
-	read answer; [ "$$answer" = y ] || { echo "left as they are"; exit 0; }; \
-	git checkout -- notebooks && git clean -fdq -- notebooks && echo "notebooks/ restored"
+	@changed="$$(git status --porcelain --untracked-files=no -- notebooks)"; \
+	if [ -z "$$changed" ]; then echo "notebooks/ is as committed; nothing to restore"; exit 0; fi; \
+	echo "$$changed"; answer="$(YES)"; \
+	if [ "$$answer" != 1 ]; then printf "Restore these to the committed version (your changes to them are lost)? [y/N] "; \
+	  read answer || true; fi; \
+	case "$$answer" in y|Y|1) git checkout -- notebooks && echo "notebooks/ restored";; *) echo "left as they are";; esac
 
 # Instructors: nbgrader and the grading tools (loramini[instructor]); see docs/teaching.md.
 instructor: $(BIN)/.installed-instructor

@@ -389,7 +389,7 @@ results = shipped_results.load(RESULTS_NAME)
 TASKS = list(dict.fromkeys(c["task"] for c in results["cells"]))
 MODELS = sorted({c["model"] for c in results["cells"]})
 SEEDS = sorted({s for c in results["cells"] for s in c["seeds"]})
-print(f"results: {RESULTS_KIND}, loramini/results/{RESULTS_NAME}.json (a copy of benchmarks/results/{RESULTS_NAME}.json)")
+print(f"results: {RESULTS_KIND}, benchmarks/results/{RESULTS_NAME}.json")   # the package holds an exact copy
 print(f"tasks {TASKS} | model label {MODELS} | seeds {SEEDS} | {len(results['cells'])} settings, "
       f"{len(results['lr_sweeps'])} learning-rate sweeps")
 print("note:", results["note"])

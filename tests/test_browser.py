@@ -274,11 +274,23 @@ class Notebook:
         self.page.close()
 
 
+def _selected_notebooks(request) -> list[str]:
+    """The notebooks the selected tests need, slowest first: all of them, unless -k narrowed the run."""
+    wanted = []
+    for item in request.session.items:
+        name = item.callspec.params.get("name") if hasattr(item, "callspec") else None
+        if item.originalname == "test_notebook_runs_in_jupyterlab":
+            wanted.append(f"notebooks/{name}")
+        elif item.originalname == "test_student_copy_run_all_continues_past_exercises":
+            wanted.append(f"notebooks/exercises/{name}")
+    wanted = wanted or [f"notebooks/{SOLUTIONS[0]}"]  # the menu-bar check alone needs one open notebook
+    return sorted(wanted, key=lambda relpath: Path(relpath).name not in SLOWEST)
+
+
 @pytest.fixture(scope="module")
-def runs(browser, lab):
+def runs(browser, lab, request):
     """Open every notebook under test in its own tab and start Run All in all of them at once."""
-    relpaths = [f"notebooks/{n}" for n in sorted(SOLUTIONS, key=lambda n: n not in SLOWEST)]
-    relpaths += [f"notebooks/exercises/{n}" for n in sorted(STUDENT_COPIES, key=lambda n: n not in SLOWEST)]
+    relpaths = _selected_notebooks(request)
     opened = {}
     try:
         for relpath in relpaths:
@@ -486,3 +498,19 @@ def test_student_lab_shows_no_instructor_tooling(runs):
     assert not [m for m in menus if "nbgrader" in m.lower()], f"instructor tooling in the student lab: {menus}"
     log = nb.lab.log.read_text(errors="replace")
     assert "nbgrader.server_extensions" not in log, "nbgrader's server extensions were loaded in the student lab"
+
+
+def test_output_problems_catch_errors_warnings_and_tracebacks():
+    """The check the browser tests apply to a saved notebook (no browser needed)."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("a", outputs=[nbformat.v4.new_output(
+            "stream", name="stderr", text="peft_model.py:184: FutureWarning: `is_gradient_checkpointing` is deprecated\n")]),
+        nbformat.v4.new_code_cell("b", outputs=[nbformat.v4.new_output(
+            "error", ename="ValueError", evalue="cannot parse $\\mathdefault{10^{5}}$", traceback=[])]),
+        nbformat.v4.new_code_cell("c", outputs=[nbformat.v4.new_output("stream", name="stdout", text="ok, no Error here\n"),
+                                                nbformat.v4.new_output("stream", name="stderr", text="Loading: 40%\n")]),
+    ]
+    found = output_problems(nb)
+    assert [p.split(":")[0] for p in found] == ["cell 0", "cell 1"], found
+    assert output_problems(nb, allowed=frozenset({1})) == found[:1]
