@@ -163,7 +163,8 @@ assert mini_ffn == 320
 
 # %% [markdown]
 # Now a whole model. The table above lists the six linear layers of one RoBERTa-base block; the model
-# stacks 12 such blocks. Count the adapter numbers of the `all-linear` preset, for LoRA and for LoRA-Mini.
+# stacks 12 such blocks. Count the adapter numbers of the `all-linear` preset, for LoRA and for LoRA-Mini, at a
+# smaller rank and with unequal aux widths (the tables further down use $r=8$, $a=b=32$; do not look ahead).
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -172,15 +173,15 @@ assert mini_ffn == 320
 ROBERTA_BASE_BLOCK = {"query": (768, 768), "key": (768, 768), "value": (768, 768),
                       "attention.output.dense": (768, 768),
                       "intermediate.dense": (768, 3072), "output.dense": (3072, 768)}
-# Set `lora_all` (LoRA, r = 8) and `mini_all` (LoRA-Mini, r = 8, a = b = 32) for all 12 blocks.
+# Set `lora_all` (LoRA, r = 4) and `mini_all` (LoRA-Mini, r = 4, a = 16, b = 48) for all 12 blocks.
 ### BEGIN SOLUTION
-lora_all = 12 * (4 * 8 * (768 + 768) + 8 * (768 + 3072) + 8 * (3072 + 768))
-mini_all = 12 * 6 * 8 * (32 + 32)
+lora_all = 12 * (4 * 4 * (768 + 768) + 4 * (768 + 3072) + 4 * (3072 + 768))
+mini_all = 12 * 6 * 4 * (16 + 48)
 ### END SOLUTION
-checks.check_model_count(lora_all, ROBERTA_BASE_BLOCK, r=8, n_blocks=12)
-checks.check_model_count(mini_all, ROBERTA_BASE_BLOCK, r=8, a=32, b=32, n_blocks=12)
+checks.check_model_count(lora_all, ROBERTA_BASE_BLOCK, r=4, n_blocks=12)
+checks.check_model_count(mini_all, ROBERTA_BASE_BLOCK, r=4, a=16, b=48, n_blocks=12)
 ### BEGIN HIDDEN TESTS
-_cfg = loramini.LoRAMiniConfig(r=8, a=32, b=32, target_modules="all-linear")
+_cfg = loramini.LoRAMiniConfig(r=4, a=16, b=48, target_modules="all-linear")
 assert lora_all == loramini.predict_adapter_params(meta_model("roberta-base"), _cfg, method="lora")
 assert mini_all == loramini.predict_adapter_params(meta_model("roberta-base"), _cfg, method="loramini")
 ### END HIDDEN TESTS
@@ -639,6 +640,22 @@ display(widgets.VBox([widgets.HBox([controls["model_name"], controls["target"]])
 #   $a+b\approx77$ on RoBERTa-base attention layers.
 # * On disk, LoRA-Mini stores only $A_{train}$ and $B_{train}$ (4 bytes a number in fp32); the aux factors
 #   come back from the seed.
+#
+# ## Questionnaire
+#
+# Answer in a sentence or two each; every answer is in this notebook. (No automatic check.)
+#
+# 1. What is the `meta` device, and why can it count the parameters of roberta-large on a laptop?
+# 2. What are the three counting conventions (adapter only, head only, both), and which one does PEFT's
+#    `print_trainable_parameters` line report?
+# 3. Why does RoBERTa's classification head have so many numbers compared with the adapters, and how does it
+#    change a "times fewer" claim?
+# 4. Which layers do the presets `attention`, `dense` and `all-linear` adapt, and why is the head never one of them?
+# 5. Why is a target such as `"dense"` ambiguous, and what rule does the package use to match a layer's name?
+# 6. Which $a+b$ makes LoRA-Mini train 20x fewer adapter numbers than LoRA on roberta-base's attention layers,
+#    and why does the answer not depend on $r$?
+# 7. Why does a LoRA-Mini adapter file hold only $A_{train}$, $B_{train}$ and the head? How many bytes does a
+#    number take in float32 and in bfloat16?
 #
 # ## More to explore (open questions, no automatic check)
 #
