@@ -58,7 +58,10 @@ def prepare(source: Path, out: Path) -> Path:
         gguf = find_gguf(source, Path(scratch))
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         dequantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    model = LlamaForCausalLM(dequantized.config)
+    config = dequantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # the saved weights are plain float32, not GGUF
+    model = LlamaForCausalLM(config)
     missing, unexpected = model.load_state_dict(dequantized.state_dict(), strict=False)
     if unexpected or set(missing) - {"lm_head.weight"}:
         raise ValueError(f"GGUF weights do not fit LlamaForCausalLM: missing {missing}, unexpected {unexpected}")
