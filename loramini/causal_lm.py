@@ -364,3 +364,65 @@ def exact_match(generated: Sequence[str], targets: Sequence[str]) -> float:
     """Fraction of generations equal to their target, leading/trailing whitespace ignored."""
     hits = [g.strip() == t.strip() for g, t in zip(generated, targets, strict=True)]
     return sum(hits) / len(hits) if hits else math.nan
+
+
+# ---------------------------------------------------------------------------------------------------
+# The training loop's causal-LM branch (loramini.train calls these when the model is a causal LM)
+
+
+def load_causal_model(name_or_path, dtype=torch.float32):
+    """(AutoModelForCausalLM, AutoTokenizer) from a hub name or local folder, with a pad token set."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
+    ensure_pad_token(tokenizer, model)
+    return model, tokenizer
+
+
+@dataclass
+class CausalEval:
+    """The held-out side of a causal-LM run: the text splits and how to score them (`evaluate` per split).
+
+    metric_name: "accuracy" (label-word) for templated tasks, "exact_match" for your own prompt/completion pairs.
+    """
+
+    tokenizer: object
+    splits: dict  # {split name: Dataset with prompt, completion (, label)}
+    label_words: Optional[tuple[str, ...]]
+    batch_size: int = 16
+    max_length: int = 128
+
+    @property
+    def metric_name(self) -> str:
+        return "accuracy" if self.label_words is not None else "exact_match"
+
+    def __call__(self, model) -> dict[str, dict[str, float]]:
+        return {split: evaluate(model, self.tokenizer, rows, self.label_words, self.batch_size, self.max_length)
+                for split, rows in self.splits.items()}
+
+
+def text_task(dataset, task_name: str):
+    """(text DatasetDict, label words or None): GLUE columns are rendered by the task's template; a dataset that
+    already has prompt/completion columns (`load_pair_files`) is used as it is."""
+    columns = next(iter(dataset.values())).column_names
+    if "prompt" in columns and "completion" in columns:
+        words = tuple(TEMPLATES[task_name].label_words) if task_name in TEMPLATES and "label" in columns else None
+        return dataset, words
+    return as_text(dataset, task_name), template_for(task_name).label_words
+
+
+def causal_batches(dataset, task_name: str, tokenizer, config):
+    """(train DataLoader of right-padded completion-only batches, CausalEval of the other splits).
+
+    config: a TrainConfig (batch_size, eval_batch_size, max_length, seed are read)."""
+    from torch.utils.data import DataLoader
+
+    ensure_pad_token(tokenizer)
+    text, words = text_task(dataset, task_name)
+    tokenized = tokenize_pairs(text, tokenizer, config.max_length)
+    train = DataLoader(tokenized["train"],
+                       batch_size=config.batch_size, shuffle=True, collate_fn=CompletionCollator(tokenizer),
+                       generator=torch.Generator().manual_seed(config.seed))
+    evals = {split: rows for split, rows in text.items() if split != "train"}
+    return train, CausalEval(tokenizer, evals, words, config.eval_batch_size, config.max_length)
