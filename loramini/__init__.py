@@ -3,7 +3,7 @@
     ΔW = (α/r) · B_aux · B_train · A_train · A_aux     (aux frozen and seeded, inner two trained)
 """
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401
 
 from .config import LoRAMiniConfig
 from .counting import ParameterCounts, count_parameters, lora_params, loramini_params, predict_adapter_params

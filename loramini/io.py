@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable, Union
 
@@ -24,54 +23,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import LoRAMiniConfig
-from .inject import inject, loramini_layers, remove_adapters
-from .layer import layer_aux
+from .files import atomic_write, write_json  # noqa: F401  (generic helpers, re-exported for old imports)
+from .inject import inject, loramini_layers, model_task_type, remove_adapters
+from .layer import aux_name, fan_in_fan_out, is_adaptable, layer_aux, layer_shape
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 FORMAT = "loramini"
 PathLike = Union[str, os.PathLike]
-
-
-def _umask_mode() -> int:
-    """The mode a plain `open(path, "w")` would give a new file: 0o666 minus the process umask."""
-    mask = os.umask(0)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
-    """Call `write(tmp_path)`, then rename onto `path`: readers never see a partial file.
-
-    The file gets the mode an ordinary write would (0o666 minus the umask), not mkstemp's private 0o600.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def write_json(path: PathLike, data: dict) -> None:
-    """Write `data` as JSON, atomically. NaN/Infinity are refused (they are not JSON): ValueError."""
-    try:
-        text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    except ValueError as err:
-        raise ValueError(f"Refusing to write {str(path)!r}: it would hold NaN or Infinity, which is not valid "
-                         f"JSON ({err}). A non-finite number here usually means training diverged.") from None
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            f.write(text)
-
-    atomic_write(path, write)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -182,13 +141,13 @@ def save_adapter(model: nn.Module, path: PathLike) -> Path:
     for name, layer in loramini_layers(model):
         tensors[f"{name}.A_train"] = layer.A_train.detach().cpu().contiguous()
         tensors[f"{name}.B_train"] = layer.B_train.detach().cpu().contiguous()
-        if config.save_projection:
-            tensors[f"{name}.A_aux"] = layer.A_aux.detach().cpu().contiguous()
-            tensors[f"{name}.B_aux"] = layer.B_aux.detach().cpu().contiguous()
+        if config.save_projection:  # under the aux name: a pair shared by several layers (share_aux) once
+            tensors[f"{layer.aux_name}.A_aux"] = layer.A_aux.detach().cpu().contiguous()
+            tensors[f"{layer.aux_name}.B_aux"] = layer.B_aux.detach().cpu().contiguous()
         targets[name] = [layer.in_features, layer.out_features]
         fingerprints[name] = aux_fingerprint(layer.A_aux, layer.B_aux)
     tensors.update(_head_tensors(model, heads))
-    from . import __version__
+    from ._version import __version__
 
     meta = dict(config.to_dict(), format=FORMAT, loramini_version=__version__, base_model_name_or_path=_base_name(model),
                 targets=targets, modules_to_save=heads, aux_fingerprint=fingerprints)
@@ -275,17 +234,18 @@ def load_adapter(base_model: nn.Module, path: PathLike) -> nn.Module:
     modules = dict(base_model.named_modules())
     for name, (d_in, d_out) in targets.items():
         module = modules.get(name)
-        if not isinstance(module, nn.Linear):
+        if module is None or not is_adaptable(module):
             raise ValueError(f"The adapter at {str(path)!r} adapts {name!r}, which this base model "
                              f"({type(base_model).__name__}) has no nn.Linear for. Load it on the model it was trained on "
                              f"({meta.get('base_model_name_or_path') or 'see adapter_config.json'}).")
-        if tuple(module.weight.shape) != (d_out, d_in):
-            raise ValueError(f"Layer {name!r} is {module.in_features} -> {module.out_features} in this base model but "
+        if layer_shape(module) != (d_in, d_out):
+            raise ValueError(f"Layer {name!r} is {' -> '.join(map(str, layer_shape(module)))} in this base model but "
                              f"{d_in} -> {d_out} in the adapter at {str(path)!r}: a different model size.")
+        aux_key = aux_name(name, d_in, d_out, config.share_aux)
         expected = {"A_train": (config.r, config.a), "B_train": (config.b, config.r),
                     "A_aux": (config.a, d_in), "B_aux": (d_out, config.b)}
         for factor, shape in expected.items():
-            key = f"{name}.{factor}"
+            key = f"{aux_key if 'aux' in factor else name}.{factor}"
             if key not in tensors:
                 if factor in ("A_train", "B_train"):
                     raise ValueError(f"{weights!r} lacks tensor {key!r}: the file is incomplete.")
@@ -294,15 +254,14 @@ def load_adapter(base_model: nn.Module, path: PathLike) -> nn.Module:
                 raise ValueError(f"Tensor {key!r} in {weights!r} has shape {tuple(tensors[key].shape)}, but the "
                                  f"config (r={config.r}, a={config.a}, b={config.b}) needs {shape}: the file does "
                                  f"not match its config.")
-        if (f"{name}.A_aux" in tensors) != (f"{name}.B_aux" in tensors):
+        if (f"{aux_key}.A_aux" in tensors) != (f"{aux_key}.B_aux" in tensors):
             raise ValueError(f"{weights!r} stores only one of the aux factors of {name!r}: the file is incomplete.")
-        key_aux = f"{name}.A_aux"
-        if key_aux not in tensors:  # regenerate from the seed and check it is what was trained with
+        if f"{aux_key}.A_aux" not in tensors:  # regenerate from the seed and check it is what was trained with
             if not isinstance(fingerprints, dict) or not isinstance(fingerprints.get(name), list):
                 raise ValueError(f"{str(path / CONFIG_NAME)!r} lacks field 'aux_fingerprint' for {name!r} (and the "
                                  f"file stores no aux factors): save the adapter again.")
-            a_aux = layer_aux("A", d_in, d_out, config.a, config.b, config.aux_init, config.projection_seed, name)
-            b_aux = layer_aux("B", d_in, d_out, config.a, config.b, config.aux_init, config.projection_seed, name)
+            a_aux = layer_aux("A", d_in, d_out, config.a, config.b, config.aux_init, config.projection_seed, aux_key)
+            b_aux = layer_aux("B", d_in, d_out, config.a, config.b, config.aux_init, config.projection_seed, aux_key)
             want = fingerprints[name]
             dtype = module.weight.dtype
             got = aux_fingerprint(a_aux.to(dtype), b_aux.to(dtype))
@@ -330,7 +289,7 @@ def load_adapter(base_model: nn.Module, path: PathLike) -> nn.Module:
         with torch.no_grad():
             for name, layer in loramini_layers(base_model):
                 for factor in ("A_train", "B_train", "A_aux", "B_aux"):
-                    key = f"{name}.{factor}"
+                    key = f"{layer.aux_name if 'aux' in factor else name}.{factor}"
                     if key in tensors:
                         getattr(layer, factor).copy_(tensors[key])
             for key, param in head_params.items():
@@ -352,7 +311,10 @@ def export_peft(model: nn.Module, path: PathLike) -> Path:
     """Write the adapter as a standard PEFT LoRA adapter (`peft.PeftModel.from_pretrained` loads it).
 
     ΔW = scale · (B_aux B_train)(A_train A_aux) is a rank-r LoRA with lora_B = B_aux B_train (d_out × r)
-    and lora_A = A_train A_aux (r × d_in); PEFT's lora_alpha = alpha keeps the same scale.
+    and lora_A = A_train A_aux (r × d_in); PEFT's lora_alpha = alpha keeps the same scale. GPT-2's Conv1D
+    layers export with `fan_in_fan_out=True` (the factors are the same; PEFT transposes when it merges).
+    The task type follows the model (`model_task_type`): SEQ_CLS for a classifier with a trained head,
+    CAUSAL_LM for a causal LM (loadable by `PeftModel.from_pretrained` and `generate`), else none.
 
     PEFT writes the files itself: a copy of the base model (the original `nn.Linear` layers, so memory for
     one more model) goes through `peft.get_peft_model`, gets these factors, and `save_pretrained` saves it.
@@ -371,10 +333,17 @@ def export_peft(model: nn.Module, path: PathLike) -> Path:
     bad = [n for n, (a, b) in factors.items() if not (torch.isfinite(a).all() and torch.isfinite(b).all())]
     if bad:
         raise ValueError(f"Refusing to export an adapter with non-finite values (in {bad[:3]}): training diverged.")
-    is_seq_cls = type(model).__name__.endswith("ForSequenceClassification") and bool(heads)
+    transposed = {fan_in_fan_out(layer.base) for _, layer in loramini_layers(model)}
+    if len(transposed) > 1:
+        raise ValueError("export_peft: this adapter wraps both nn.Linear and Conv1D layers, and a PEFT LoRA config has "
+                         "one fan_in_fan_out for all: export fails. Adapt layers of one kind (e.g. a preset).")
+    task_type = model_task_type(model)
+    if task_type == "SEQ_CLS" and not heads:  # PEFT's SEQ_CLS would add the head to modules_to_save
+        task_type = None
     lora_config = LoraConfig(
         r=config.r, lora_alpha=config.resolved_alpha, use_rslora=config.use_rslora, lora_dropout=config.dropout,
-        target_modules=list(factors), modules_to_save=heads or None, task_type="SEQ_CLS" if is_seq_cls else None,
+        target_modules=list(factors), modules_to_save=heads or None, task_type=task_type,
+        fan_in_fan_out=transposed == {True},
     )
     plain = remove_adapters(copy.deepcopy(model))  # the base model (trained head included), LoRA-Mini removed
     with warnings.catch_warnings():  # PEFT calls a transformers API that transformers deprecates: not ours to fix

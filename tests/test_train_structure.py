@@ -36,6 +36,6 @@ def test_steps_called_by_hand_equal_train(tmp_path):
     assert sorted(by_steps) == sorted(whole)
     for key in ("steps", "epochs", "final", "metric", "params", "adapter_bytes"):
         assert by_steps[key] == whole[key], key
-    for (name, a), (_, b) in zip(whole.trained_model.named_parameters(), by_steps.trained_model.named_parameters()):
+    for (name, a), (_, b) in zip(whole["trained_model"].named_parameters(), by_steps["trained_model"].named_parameters()):
         assert torch.equal(a, b), name
     assert (tmp_path / "steps" / "history.json").is_file()
