@@ -161,20 +161,27 @@ def load_pair_files(train_file, validation_file):
 def is_causal_lm(model_or_path) -> bool:
     """True for a causal-LM module (`LlamaForCausalLM`, `GPT2LMHeadModel`, ...; also wrapped by PEFT) or a model
     folder/name whose config.json lists one: the classes transformers' `AutoModelForCausalLM` maps to."""
+    from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    from .models import hub_unreachable_reason
 
     causal = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
     if isinstance(model_or_path, nn.Module):
         inner = getattr(model_or_path, "get_base_model", lambda: model_or_path)()
         return type(inner).__name__ in causal
-    if str(model_or_path) == "tiny":
+    if not isinstance(model_or_path, (str, Path)) or str(model_or_path) == "tiny":
         return False
-    try:
-        from transformers import AutoConfig
-
-        architectures = AutoConfig.from_pretrained(model_or_path).architectures or []
+    try:  # a folder, or a hub name in the HF cache: no network
+        architectures = AutoConfig.from_pretrained(model_or_path, local_files_only=True).architectures
     except (OSError, ValueError):
-        return False
+        if Path(model_or_path).is_dir() or hub_unreachable_reason() is not None:
+            return False  # loading it will fail anyway, with the loader's own message
+        try:
+            architectures = AutoConfig.from_pretrained(model_or_path).architectures
+        except (OSError, ValueError):
+            return False
+    architectures = architectures or []
     return any(a in causal for a in architectures)
 
 

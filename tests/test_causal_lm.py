@@ -4,6 +4,8 @@ The tokenizer is the word-level one trained locally (`loramini.synthetic.make_to
 whitespace-separated word, so the expected token counts below are counted by hand, independently of the code.
 """
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -224,3 +226,63 @@ def test_missing_or_wrong_kind_of_file(tmp_path):
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(ValueError, match="no rows"):
         C.read_pairs(tmp_path / "empty.jsonl")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Through the real loop and CLI: a causal LM is trained on the task as text
+
+
+def _toy_sst2(folder, seed=0, n_train=96, n_dev=16):
+    """SST-2 TSV files whose label is the majority of a few cue words (learnable in a few steps)."""
+    import random
+
+    rng = random.Random(seed)
+    good, bad = ["good", "great", "fun", "moving"], ["bad", "dull", "awful", "slow"]
+    (folder / "SST-2").mkdir(parents=True)
+    for name, n in (("train.tsv", n_train), ("dev.tsv", n_dev)):
+        lines = ["sentence\tlabel"]
+        for _ in range(n):
+            label = rng.randint(0, 1)
+            lines.append(" ".join(rng.choices(good if label else bad, k=3)) + f" film\t{label}")
+        (folder / "SST-2" / name).write_text("\n".join(lines) + "\n")
+    texts = [f"Review: {w} film\nSentiment: positive negative" for w in good + bad]
+    return make_tokenizer(texts)
+
+
+def test_cli_finetune_trains_a_tiny_llama_folder_as_a_causal_lm(tmp_path):
+    from loramini.cli import main
+
+    tokenizer = _toy_sst2(tmp_path / "glue")
+    model = C.tiny_causal_lm(tokenizer, "llama", seed=0)
+    model.save_pretrained(tmp_path / "llama")
+    tokenizer.save_pretrained(tmp_path / "llama")
+    out = tmp_path / "out"
+    assert main(["finetune", "--model", str(tmp_path / "llama"), "--task", "sst2", "--data-dir",
+                 str(tmp_path / "glue"), "--method", "loramini", "--target-modules", "all-linear", "--epochs", "3",
+                 "--batch-size", "8", "--lr", "1e-2", "--max-length", "32", "--output-dir", str(out),
+                 "--no-progress"]) in (0, None)
+    results = json.loads((out / "results.json").read_text())
+    assert results["main_metric"] == "accuracy" and results["task"] == "sst2"
+    assert set(results["final"]["validation"]) == {"accuracy", "completion_loss", "exact_match"}
+    assert results["metric"] == results["final"]["validation"]["accuracy"]
+    assert results["params"]["trainable"] == results["params"]["adapter"] > 0  # no head: lm_head stays frozen
+    history = json.loads((out / "history.json").read_text())
+    losses = [s["loss"] for s in history["steps"]]
+    assert sum(losses[-4:]) / 4 < 0.7 * sum(losses[:4]) / 4, losses
+
+
+@pytest.mark.parametrize("method", ["lora", "vera"])
+def test_peft_methods_train_a_tiny_llama_as_a_causal_lm(tmp_path, method):
+    from loramini.tasks import get_task
+    from loramini.train import TrainConfig, train
+    from loramini.data import load_glue
+
+    tokenizer = _toy_sst2(tmp_path)
+    model = C.tiny_causal_lm(tokenizer, "llama", seed=0)
+    config = TrainConfig(method=method, target_modules="all-linear", epochs=2, batch_size=8, lr=1e-2,
+                         max_length=32, progress=False)
+    history = train(model, (load_glue("sst2", data_dir=tmp_path), get_task("sst2")), config, tokenizer=tokenizer)
+    assert type(history["trained_model"]).__name__ == "PeftModelForCausalLM"
+    assert set(history["final"]["validation"]) == {"accuracy", "completion_loss", "exact_match"}
+    losses = [s["loss"] for s in history["steps"]]
+    assert losses[-1] < losses[0]
