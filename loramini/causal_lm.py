@@ -154,6 +154,14 @@ def load_pair_files(train_file, validation_file):
                         for split, path in (("train", train_file), ("validation", validation_file))})
 
 
+def pairs_task(train_file, validation_file, name: str = "pairs"):
+    """(DatasetDict, TaskSpec) of your prompt/completion files, the form `loramini.train.train` takes as `task`;
+    scored by completion loss and exact match (there are no label words)."""
+    from .tasks import TaskSpec
+
+    return load_pair_files(train_file, validation_file), TaskSpec(name, ("prompt",), 0, "exact_match")
+
+
 # ---------------------------------------------------------------------------------------------------
 # Models and tokenizers
 

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -96,7 +96,12 @@ from loramini.train import TrainConfig, train
 transformers.logging.set_verbosity_error()
 warnings.filterwarnings("ignore", category=UserWarning)  # PEFT's notices about seeded projections
 pd.set_option("display.width", 120)
-device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+if torch.cuda.is_available():  # the best accelerator available: CUDA (Colab GPU), then Apple's MPS, then the CPU
+    device = torch.device("cuda")
+elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    device = torch.device("mps")
+else:
+    device = torch.device("cpu")
 SMOKE = os.environ.get("LORAMINI_SMOKE", "0") == "1"
 ON_COLAB = "google.colab" in sys.modules
 print(f"loramini {loramini.__version__} | torch {torch.__version__} | transformers {transformers.__version__} | "

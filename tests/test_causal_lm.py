@@ -286,3 +286,17 @@ def test_peft_methods_train_a_tiny_llama_as_a_causal_lm(tmp_path, method):
     assert set(history["final"]["validation"]) == {"accuracy", "completion_loss", "exact_match"}
     losses = [s["loss"] for s in history["steps"]]
     assert losses[-1] < losses[0]
+
+
+def test_train_on_your_own_jsonl_pairs_reports_exact_match(tmp_path, tok):
+    from loramini.train import TrainConfig, train
+
+    lines = [json.dumps({"prompt": r["prompt"], "completion": r["completion"]}) for r in ROWS * 8]
+    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "dev.jsonl").write_text("\n".join(lines[:3]) + "\n")
+    model = C.tiny_causal_lm(tok, "llama", seed=0)
+    history = train(model, C.pairs_task(tmp_path / "train.jsonl", tmp_path / "dev.jsonl"),
+                    TrainConfig(method="loramini", target_modules="all-linear", epochs=1, batch_size=8, lr=1e-2,
+                                max_length=32, progress=False), tokenizer=tok)
+    assert history["main_metric"] == "exact_match" and history["task"] == "pairs"
+    assert set(history["final"]["validation"]) == {"completion_loss", "exact_match"}
