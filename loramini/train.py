@@ -130,6 +130,7 @@ def prepare(model, task, config: TrainConfig, *, tokenizer=None, data_dir=None) 
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
+    from . import causal_lm
     from .metrics import main_metric
 
     if config.output_dir:  # an unusable folder found now, not after the training it would lose
@@ -141,18 +142,20 @@ def prepare(model, task, config: TrainConfig, *, tokenizer=None, data_dir=None) 
     set_seed(config.seed)  # adapter init depends on the seed only, not on what loading consumed
     model = apply_method(model, config)
     counts = count_parameters(model)
-    train_loader, eval_loaders = _loaders(dataset, tokenizer, spec, config, accelerator)
+    causal = causal_lm.is_causal_lm(model)
+    train_loader, eval_loaders = _loaders(dataset, tokenizer, spec, config, accelerator, causal)
     optimizer = torch.optim.AdamW(param_groups(model, config), weight_decay=config.weight_decay)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
-    eval_loaders = {split: accelerator.prepare(loader) for split, loader in eval_loaders.items()}
+    if isinstance(eval_loaders, dict):  # a causal LM's CausalEval scores text, not batches
+        eval_loaders = {split: accelerator.prepare(loader) for split, loader in eval_loaders.items()}
     total_updates = math.ceil(len(train_loader) / config.grad_accum_steps) * config.epochs
     # Not prepared by accelerate (which would step it once per process): one step per optimizer update.
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_updates), total_updates)
     history = {"method": config.method, "task": spec.name, "model": model_name, "config": config.recorded(),
                "steps": [], "epochs": [], "wall_time_s": 0.0, "optimizer_steps": total_updates,
-               "label_prior_loss": _prior(dataset, spec), "warnings": []}
+               "label_prior_loss": None if causal else _prior(dataset, spec), "warnings": []}
     run = Run(config, accelerator, spec, model, optimizer, scheduler, train_loader, eval_loaders, counts, history,
-              main_metric(spec), total_updates)
+              getattr(eval_loaders, "metric_name", None) or main_metric(spec), total_updates)
     checkpoint = latest_checkpoint(config.output_dir) if config.resume else None
     if checkpoint is not None:
         _resume(run, checkpoint)
@@ -182,6 +185,7 @@ def _accelerator(config: TrainConfig) -> Accelerator:
 
 def _model_and_data(model, task, config: TrainConfig, tokenizer, data_dir):
     """(model, tokenizer, dataset, spec, model name): the task's data and the model to train on it."""
+    from .causal_lm import is_causal_lm
     from .synthetic import SyntheticTask
 
     task = as_task(task, config.max_train_samples)
@@ -192,22 +196,28 @@ def _model_and_data(model, task, config: TrainConfig, tokenizer, data_dir):
     model, tokenizer = build_model(model, spec, tokenizer, dataset, seed=config.seed, world=world)
     if config.pooling == "mean":
         use_mean_pooling(model)
-    if built_here and spec.is_regression:
+    if built_here and spec.is_regression and not is_causal_lm(model):
         start_at_label_mean(model, dataset["train"]["label"])
     check_max_length(model, config.max_length)
     return model, tokenizer, dataset, spec, name
 
 
-def _loaders(dataset, tokenizer, spec: TaskSpec, config: TrainConfig, accelerator: Accelerator):
-    """(train loader, {split: eval loader}), tokenized quietly unless this process shows progress."""
+def _loaders(dataset, tokenizer, spec: TaskSpec, config: TrainConfig, accelerator: Accelerator, causal: bool = False):
+    """(train loader, {split: eval loader}), tokenized quietly unless this process shows progress.
+
+    causal: a causal LM learns the task as text (`causal_lm.causal_batches`: completion-only labels), and its
+    "eval loaders" are a `causal_lm.CausalEval` (completion loss, label-word accuracy, exact match)."""
     import datasets
 
     from . import data
+    from .causal_lm import causal_batches
 
     bars = datasets.is_progress_bar_enabled()
     if not (config.progress and accelerator.is_main_process):
         datasets.disable_progress_bars()
     try:
+        if causal:
+            return causal_batches(dataset, spec.name, tokenizer, config)
         tokenized = data.tokenize_dataset(dataset, tokenizer, spec, max_length=config.max_length)
     finally:
         if bars:
