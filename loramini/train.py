@@ -14,7 +14,8 @@ resumable checkpoints (`checkpoint`: rerun with the same output_dir to resume, b
 
 Learning rates: one per method (the head's too unless `head_lr` is given): `DEFAULT_LR`, or `TINY_LR` on the
 tiny model. LoRA-Mini's first Adam steps lower the loss only sqrt(b/d_out) times as much as LoRA's at the same
-rate (`experiments.first_step_descent_ratio`), so its tuned rate is 3.3x LoRA's. Regression heads start at the
+rate (`experiments.first_step_descent_ratio`), so its rate tuned at 188 steps is 3.3x LoRA's; the default keeps a
+margin below that optimum's cliff (see `train_config.DEFAULT_LR`). Regression heads start at the
 labels' mean (`models.start_at_label_mean`): without that, STS-B's 0–5 offset swamped the signal.
 """
 
