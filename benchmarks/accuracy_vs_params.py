@@ -11,6 +11,11 @@ method's tuned rate over `--seeds` seeds and is reported on the validation set a
 encoder's linear probe (scikit-learn, mean-pooled and [CLS] features, same training rows and seeds) and, for pair
 regression, the zero-shot cosine of its sentence embeddings are added as references. Each training run is cached
 as one JSON file under `--cache`, so an interrupted run resumes, and the JSON is rewritten after every task.
+A cached number is reused only for the same settings, the same model files (`model_identity`: not the label) and
+the same declared code version (`RUN_VERSION` for training runs, `PROBE_VERSION` for the references; bump one
+when a change gives other numbers for the same settings). A run that diverges is cached and reported as
+diverged, never selected. Every flag is checked before any work: a bad one is one line and exit status 2, a
+failure while running one line and exit status 1.
 """
 
 from __future__ import annotations
@@ -137,20 +142,20 @@ def command_line(argv) -> str:
 
 def build_parser():
     """The command line; `--help` lists it. Bad values are one line and exit status 2."""
-    from loramini.cli import OneLineParser, _non_negative_int, _positive
+    from loramini.cli import OneLineParser, _number
 
     parser = OneLineParser(prog="python benchmarks/accuracy_vs_params.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="tiny", help="'tiny' (offline) or a model folder / hub name")
     parser.add_argument("--task", nargs="+", default=["synthetic-rank"], help="tasks (GLUE names or synthetic-*)")
     parser.add_argument("--model-label", default=None, help="name of the model in the results (default: folder name)")
     parser.add_argument("--data-dir", default=None, help="local GLUE folder (GLUE's TSV layout)")
-    parser.add_argument("--max-train-samples", type=_positive(int), default=2000)
-    parser.add_argument("--epochs", type=_positive(int), default=2)
-    parser.add_argument("--max-length", type=_positive(int), default=64)
-    parser.add_argument("--batch-size", type=_positive(int), default=16)
-    parser.add_argument("--seeds", type=_non_negative_int, nargs="+", default=[0, 1, 2],
+    parser.add_argument("--max-train-samples", type=_number(int, positive=True), default=2000)
+    parser.add_argument("--epochs", type=_number(int, positive=True), default=2)
+    parser.add_argument("--max-length", type=_number(int, positive=True), default=64)
+    parser.add_argument("--batch-size", type=_number(int, positive=True), default=16)
+    parser.add_argument("--seeds", type=_number(int), nargs="+", default=[0, 1, 2],
                         help="at least 3 distinct seeds per reported setting")
-    parser.add_argument("--tune-seeds", type=_non_negative_int, nargs="+", default=[0])
+    parser.add_argument("--tune-seeds", type=_number(int), nargs="+", default=[0])
     parser.add_argument("--methods", nargs="+", choices=list(LR_GRIDS),
                         default=["loramini", "lora", "head", "full", "vera", "tinylora"])
     parser.add_argument("--no-figure", action="store_true", help="reference shapes only, no r / (a, b) variants")

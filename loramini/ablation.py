@@ -328,8 +328,7 @@ def main(argv=None) -> int:
     """`python -m loramini ablate`: accuracy vs r (averaged over (a, b)) for each target group, cached.
 
     Every flag and every cell's settings are checked before the first cell trains (exit 2, one line)."""
-    from .cli import OneLineParser, _non_negative_int, _positive
-    from .config import check_rank
+    from .cli import OneLineParser, _number
     from .train import METHODS
 
     parser = OneLineParser(
@@ -342,28 +341,23 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", default=None, help="local GLUE folder (original TSV layout)")
     parser.add_argument("--method", nargs="+", default=["loramini"], choices=METHODS,
                         help="methods to compare (each is a grid value; a, b only matter for loramini)")
-    parser.add_argument("--r", type=_positive(int), nargs="+", default=[1, 2, 4, 8], help="ranks to try")
+    parser.add_argument("--r", type=_number(int, positive=True), nargs="+", default=[1, 2, 4, 8], help="ranks to try")
     parser.add_argument("--ab", nargs="+", default=["8x8", "16x16"], help="(a, b) widths as AxB")
     parser.add_argument("--targets", nargs="+", default=["attention", "dense"], help="target groups (attention, dense, all-linear) or comma-separated names (query,value)")
-    parser.add_argument("--epochs", type=_positive(int), default=2)
-    parser.add_argument("--max-train-samples", type=_positive(int), default=None)
-    parser.add_argument("--lr", type=_positive(float), default=None, help="adapter learning rate (default: the method's)")
-    parser.add_argument("--seed", type=_non_negative_int, nargs="+", default=[0], help="seeds (each is a cell)")
+    parser.add_argument("--epochs", type=_number(int, positive=True), default=2)
+    parser.add_argument("--max-train-samples", type=_number(int, positive=True), default=None)
+    parser.add_argument("--lr", type=_number(float, positive=True), default=None, help="adapter learning rate (default: the method's)")
+    parser.add_argument("--seed", type=_number(int), nargs="+", default=[0], help="seeds (each is a cell)")
     parser.add_argument("--output-dir", default="outputs/ablation")
     args = parser.parse_args(argv)
     try:
-        ab = [tuple(int(v) for v in text.lower().split("x")) for text in args.ab]
-        if any(len(pair) != 2 or min(pair) < 1 for pair in ab):
-            raise ValueError
-    except ValueError:
-        parser.error(f"--ab {' '.join(args.ab)}: write each pair as AxB with A, B >= 1, e.g. 16x16")
-    for r, (a, b) in itertools.product(args.r, ab if "loramini" in args.method else []):
-        try:
-            check_rank(r, a, b)
-        except ValueError:
-            parser.error(f"--r {r} with --ab {a}x{b}: rank(ΔW) <= min(r, a, b) = {min(a, b)}, so a larger r only "
-                         f"wastes parameters; lower --r or widen --ab")
-    grid = {"method": args.method, "r": args.r, "ab": ab, "targets": args.targets, "seed": args.seed}
+        from .experiments import check_seeds
+
+        check_seeds(args.seed, "--seed", minimum=1)
+    except ValueError as err:
+        parser.error(f"--seed {' '.join(map(str, args.seed))}: {str(err).split(': ', 1)[1]}")
+    grid = {"method": args.method, "r": args.r, "ab": _widths(parser, args), "targets": args.targets,
+            "seed": args.seed}
     fixed = {"model": args.model, "task": args.task, "data_dir": args.data_dir, "epochs": args.epochs,
              "max_train_samples": args.max_train_samples, "lr": args.lr}
     _check_cells(parser, grid, fixed)
@@ -386,6 +380,25 @@ def main(argv=None) -> int:
     ax.figure.savefig(out / "metric_vs_r.png", dpi=120, bbox_inches="tight")
     print(f"wrote {out / 'results.csv'} and {out / 'metric_vs_r.png'}")
     return 0
+
+
+def _widths(parser, args) -> list[tuple[int, int]]:
+    """--ab as (a, b) pairs, each wide enough for every --r (LoRA-Mini only)."""
+    from .config import check_rank
+
+    try:
+        ab = [tuple(int(v) for v in text.lower().split("x")) for text in args.ab]
+        if any(len(pair) != 2 or min(pair) < 1 for pair in ab):
+            raise ValueError
+    except ValueError:
+        parser.error(f"--ab {' '.join(args.ab)}: write each pair as AxB with A, B >= 1, e.g. 16x16")
+    for r, (a, b) in itertools.product(args.r, ab if "loramini" in args.method else []):
+        try:
+            check_rank(r, a, b)
+        except ValueError:
+            parser.error(f"--r {r} with --ab {a}x{b}: rank(ΔW) <= min(r, a, b) = {min(a, b)}, so a larger r only "
+                         f"wastes parameters; lower --r or widen --ab")
+    return ab
 
 
 def _check_cells(parser, grid: dict[str, list], fixed: Cell) -> None:

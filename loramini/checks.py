@@ -389,7 +389,8 @@ def _blocked(targets: list[tuple[object, str]], message: str):
 
 
 def _layer_methods() -> list[tuple[object, str]]:
-    return [(LoRAMiniLinear, "forward"), (LoRAMiniLinear, "adapter_forward"), (LoRAMiniLinear, "delta_weight"),
+    return [(LoRAMiniLinear, "forward"), (LoRAMiniLinear, "adapter_forward"), (LoRAMiniLinear, "chain"),
+            (LoRAMiniLinear, "delta_weight"),
             (LoRAMiniLinear, "merge"), (LoRAMiniLinear, "unmerge"), (LoRAMiniFunction, "apply"),
             (_inject, "merge"), (_inject, "merge_and_unload")] + _package_level(["merge", "merge_and_unload"])
 

@@ -45,11 +45,12 @@ def parse_targets(text: str):
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _number(kind, low=None, strict: bool = False):
-    """An argparse type: an int or a finite float ('inf' and 'nan' are not settings); 'none' → None when no
-    bound is asked for (TrainConfig checks its own fields); with `low`: value >= low (`strict`: > low)."""
+def _number(kind, positive: bool = False):
+    """An argparse type: an int or a finite float ('inf' and 'nan' are not settings); 'none' → None.
+
+    `positive`: also refuse values <= 0 (and 'none'), for flags that TrainConfig does not check itself."""
     def parse(text: str):
-        if text.lower() == "none" and low is None:
+        if text.lower() == "none" and not positive:
             return None
         try:
             value = kind(text)
@@ -57,8 +58,8 @@ def _number(kind, low=None, strict: bool = False):
             raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
         if kind is float and not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
-        if low is not None and (value <= low if strict else value < low):
-            raise argparse.ArgumentTypeError(f"{text!r} must be {'>' if strict else '>='} {low}")
+        if positive and value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
         return value
 
     parse.__name__ = kind.__name__
@@ -66,11 +67,16 @@ def _number(kind, low=None, strict: bool = False):
 
 
 def _positive(kind):
-    """An argparse type: an int, or a finite float, > 0 (for the other tools' own flags)."""
-    return _number(kind, low=0, strict=True)
+    """An argparse type: an int or a finite float > 0 (ablate's and the benchmarks' sizes and rates)."""
+    return _number(kind, positive=True)
 
 
-_non_negative_int = _number(int, low=0)  # an argparse type: an integer >= 0 (seeds)
+def _non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0 (seeds)."""
+    value = _number(int, positive=False)(text)
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be an integer >= 0")
+    return value
 
 
 def _names(text: str) -> Optional[list[str]]:
@@ -147,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "on the synthetic task with LoRA-Mini, PEFT LoRA and full fine-tuning; prints one table.")
     demo.add_argument("--task", default="synthetic", choices=("synthetic", "synthetic-pair", "synthetic-regression", "synthetic-rank"),
                       help="synthetic task (default: synthetic)")
-    demo.add_argument("--epochs", type=_positive(int), default=3, help="epochs per method (default: 3)")
+    demo.add_argument("--epochs", type=_number(int, positive=True), default=3, help="epochs per method (default: 3)")
     demo.add_argument("--output-dir", default="outputs/demo", help="where the adapters and results go (default: outputs/demo)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
 

@@ -27,7 +27,7 @@ __all__ = ["METHODS", "PEFT_METHODS", "apply_method", "param_groups", "save_trai
 
 def apply_method(model: nn.Module, config: TrainConfig) -> nn.Module:
     """Make only what `config.method` trains require gradients (and add adapters); returns the model."""
-    from .inject import default_head, find_targets, inject
+    from .inject import default_head, find_targets, inject, model_task_type
 
     if config.method == "loramini":
         return inject(model, config.adapter_config())
@@ -38,7 +38,10 @@ def apply_method(model: nn.Module, config: TrainConfig) -> nn.Module:
         # (a, b and r play no part in which layers match: r=a=b=1 only makes the config valid for any r).
         heads = default_head(model) if config.modules_to_save is None else config.modules_to_save
         targets = find_targets(model, LoRAMiniConfig(r=1, a=1, b=1, target_modules=config.target_modules), heads)
-        return quietly(lambda: peft.get_peft_model(model, peft_config(config, targets, heads or None)))
+        settings = peft_config(config, targets, heads or None)
+        if model_task_type(model) == "CAUSAL_LM":  # PeftModelForCausalLM: generate() and a CAUSAL_LM adapter
+            settings.task_type = "CAUSAL_LM"
+        return quietly(lambda: peft.get_peft_model(model, settings))
     for name, param in model.named_parameters():
         param.requires_grad_(config.method == "full" or is_head_param(name))
     if not any(p.requires_grad for p in model.parameters()):

@@ -91,6 +91,8 @@ def evaluate(model, loaders: dict, spec: TaskSpec, accelerator) -> dict[str, dic
     """{split: metrics} over every eval loader, gathered across processes."""
     import torch
 
+    if callable(loaders):  # a causal LM: `causal_lm.CausalEval` scores its text splits (in one process)
+        return loaders(accelerator.unwrap_model(model))
     model.eval()
     results = {}
     for split, loader in loaders.items():

@@ -125,8 +125,13 @@ def build_model(model_or_name, spec: TaskSpec, tokenizer, dataset, seed: int = 0
     `world`: the `SyntheticTask` being trained on, if any: "tiny" then means the tiny encoder pretrained
     on its world (`tiny_pretrained`).
     """
+    from .causal_lm import ensure_pad_token, is_causal_lm, load_causal_model
     from .synthetic import make_tokenizer, tiny_pretrained
 
+    if is_causal_lm(model_or_name) and not (isinstance(model_or_name, nn.Module) and tokenizer is None):
+        # A decoder trained as a causal LM on the task as text (loramini.causal_lm), with a pad token set.
+        model, loaded = (model_or_name, None) if isinstance(model_or_name, nn.Module) else load_causal_model(model_or_name)
+        return model, ensure_pad_token(tokenizer or loaded, model)
     if isinstance(model_or_name, nn.Module):
         if tokenizer is None:
             raise ValueError("train(model, ...) with a model object needs tokenizer=... (or a synthetic task).")

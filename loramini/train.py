@@ -38,7 +38,9 @@ from .inject import HEAD_PATTERN  # noqa: F401  (re-exported: the head-name rule
 from .metrics import evaluate, peak_memory_mb
 from .methods import apply_method, param_groups, save_trained
 from .models import build_model, check_max_length, start_at_label_mean
+from .monitor import STUCK_AFTER_STEPS, label_prior_loss, stuck_message
 from .plots import plot_history  # noqa: F401  (re-exported)
+from .pooling import use_mean_pooling
 from .tasks import TaskSpec, as_task, load_task
 from .train_config import DEFAULT_LR, METHODS, PEFT_METHODS, PRECISIONS, TINY_LR, TrainConfig, resolve_precision
 
@@ -128,6 +130,7 @@ def prepare(model, task, config: TrainConfig, *, tokenizer=None, data_dir=None) 
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
+    from . import causal_lm
     from .metrics import main_metric
 
     if config.output_dir:  # an unusable folder found now, not after the training it would lose
@@ -139,17 +142,20 @@ def prepare(model, task, config: TrainConfig, *, tokenizer=None, data_dir=None) 
     set_seed(config.seed)  # adapter init depends on the seed only, not on what loading consumed
     model = apply_method(model, config)
     counts = count_parameters(model)
-    train_loader, eval_loaders = _loaders(dataset, tokenizer, spec, config, accelerator)
+    causal = causal_lm.is_causal_lm(model)
+    train_loader, eval_loaders = _loaders(dataset, tokenizer, spec, config, accelerator, causal)
     optimizer = torch.optim.AdamW(param_groups(model, config), weight_decay=config.weight_decay)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
-    eval_loaders = {split: accelerator.prepare(loader) for split, loader in eval_loaders.items()}
+    if isinstance(eval_loaders, dict):  # a causal LM's CausalEval scores text, not batches
+        eval_loaders = {split: accelerator.prepare(loader) for split, loader in eval_loaders.items()}
     total_updates = math.ceil(len(train_loader) / config.grad_accum_steps) * config.epochs
     # Not prepared by accelerate (which would step it once per process): one step per optimizer update.
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_updates), total_updates)
     history = {"method": config.method, "task": spec.name, "model": model_name, "config": config.recorded(),
-               "steps": [], "epochs": [], "wall_time_s": 0.0}
+               "steps": [], "epochs": [], "wall_time_s": 0.0, "optimizer_steps": total_updates,
+               "label_prior_loss": None if causal else _prior(dataset, spec), "warnings": []}
     run = Run(config, accelerator, spec, model, optimizer, scheduler, train_loader, eval_loaders, counts, history,
-              main_metric(spec), total_updates)
+              getattr(eval_loaders, "metric_name", None) or main_metric(spec), total_updates)
     checkpoint = latest_checkpoint(config.output_dir) if config.resume else None
     if checkpoint is not None:
         _resume(run, checkpoint)
@@ -179,6 +185,7 @@ def _accelerator(config: TrainConfig) -> Accelerator:
 
 def _model_and_data(model, task, config: TrainConfig, tokenizer, data_dir):
     """(model, tokenizer, dataset, spec, model name): the task's data and the model to train on it."""
+    from .causal_lm import is_causal_lm
     from .synthetic import SyntheticTask
 
     task = as_task(task, config.max_train_samples)
@@ -187,22 +194,30 @@ def _model_and_data(model, task, config: TrainConfig, tokenizer, data_dir):
     world = task if isinstance(task, SyntheticTask) else None
     built_here = not isinstance(model, nn.Module)
     model, tokenizer = build_model(model, spec, tokenizer, dataset, seed=config.seed, world=world)
-    if built_here and spec.is_regression:
+    if config.pooling == "mean":
+        use_mean_pooling(model)
+    if built_here and spec.is_regression and not is_causal_lm(model):
         start_at_label_mean(model, dataset["train"]["label"])
     check_max_length(model, config.max_length)
     return model, tokenizer, dataset, spec, name
 
 
-def _loaders(dataset, tokenizer, spec: TaskSpec, config: TrainConfig, accelerator: Accelerator):
-    """(train loader, {split: eval loader}), tokenized quietly unless this process shows progress."""
+def _loaders(dataset, tokenizer, spec: TaskSpec, config: TrainConfig, accelerator: Accelerator, causal: bool = False):
+    """(train loader, {split: eval loader}), tokenized quietly unless this process shows progress.
+
+    causal: a causal LM learns the task as text (`causal_lm.causal_batches`: completion-only labels), and its
+    "eval loaders" are a `causal_lm.CausalEval` (completion loss, label-word accuracy, exact match)."""
     import datasets
 
     from . import data
+    from .causal_lm import causal_batches
 
     bars = datasets.is_progress_bar_enabled()
     if not (config.progress and accelerator.is_main_process):
         datasets.disable_progress_bars()
     try:
+        if causal:
+            return causal_batches(dataset, spec.name, tokenizer, config)
         tokenized = data.tokenize_dataset(dataset, tokenizer, spec, max_length=config.max_length)
     finally:
         if bars:
@@ -273,6 +288,25 @@ def _record_step(run: Run, epoch: int, loss: float) -> None:
                                  "lr": run.scheduler.get_last_lr()[0]})
     run.bar.update(1)
     run.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+    if run.global_step == STUCK_AFTER_STEPS:
+        _warn_if_stuck(run)
+
+
+def _prior(dataset, spec: TaskSpec) -> Optional[float]:
+    """The training labels' prior loss (`monitor.label_prior_loss`), None for data without a label column."""
+    train = dataset["train"]
+    return label_prior_loss(train["label"], spec.num_labels) if "label" in train.column_names else None
+
+
+def _warn_if_stuck(run: Run) -> None:
+    """Once, at step STUCK_AFTER_STEPS: warn (and record) if the training loss still sits at the label prior."""
+    prior = run.history.get("label_prior_loss")
+    message = prior and stuck_message([s["loss"] for s in run.history["steps"]], prior, run.global_step, run.config.lr)
+    if message:
+        import warnings
+
+        run.history.setdefault("warnings", []).append(message)
+        warnings.warn(message, UserWarning, stacklevel=2)
 
 
 def check_divergence(steps: list[dict], loss: float, window: int = 5, factor: float = 10.0,

@@ -77,6 +77,9 @@ class TrainConfig(LoRAMiniConfig):
     output_dir: Optional[str] = _field(None, "where history.json, the adapter and checkpoints go (None: nowhere)")
     resume: bool = _field(True, "continue from the newest checkpoint in output_dir (--no-resume: start over)")
     progress: bool = _field(True, "show progress bars")
+    pooling: str = _field("cls", "what an encoder's task head reads: the first token (cls, the model's own head) or "
+                                 "the masked mean of the tokens (mean, how sentence encoders are read)",
+                          choices=("cls", "mean"))
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -95,6 +98,8 @@ class TrainConfig(LoRAMiniConfig):
                 raise ValueError(f"TrainConfig.{name}={value!r}: must be an integer >= {low}.")
         if self.max_train_samples is not None:
             require_positive_ints(self, ("max_train_samples",))
+        if self.pooling not in ("cls", "mean"):
+            raise ValueError(f"TrainConfig.pooling={self.pooling!r}: choose 'cls' or 'mean'.")
         if self.mixed_precision not in PRECISIONS:
             raise ValueError(f"TrainConfig.mixed_precision={self.mixed_precision!r}: choose one of {PRECISIONS}.")
 

@@ -2,11 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -29,7 +29,8 @@
 
 # %% [markdown]
 # > **For instructors — learning goals.** After this notebook students can
-# > 1. write a LoRA-Mini layer, the code that swaps it into a model, and a training loop, in plain PyTorch;
+# > 1. write plain LoRA's forward pass, then a LoRA-Mini layer, the code that swaps it into a model, and a training
+# >    loop, in plain PyTorch, and say what the scale $\alpha/r$ is for;
 # > 2. write down $\Delta W = \tfrac{\alpha}{r}\,B_{aux}B_{train}A_{train}A_{aux}$ with the shape of every factor, and say which factors are trained;
 # > 3. explain why $\operatorname{rank}\Delta W \le \min(r, a, b)$ and why $B_{train}=0$ makes the adapted model start *exactly* at the pretrained one;
 # > 4. derive the gradient of $B_{train}$ by hand and confirm it with autograd;
@@ -53,32 +54,26 @@
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# On Colab: install loramini from GitHub. Everywhere else (your venv, conda, Binder, CI) this cell
-# does nothing, because the package is already installed there.
+# On Colab: install loramini (and what the notebooks use) from GitHub. Everywhere else (your venv, conda,
+# Binder, CI) this cell does nothing, because the package is already installed there.
+import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    # %pip install -q "loramini @ git+https://github.com/loramini-course/loramini.git"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "loramini[lab] @ git+https://github.com/loramini-course/loramini.git"], check=True)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# Pick the best accelerator available: CUDA (Colab GPU), then Apple's MPS, then the CPU.
-import os
-
+# The same start in every notebook (loramini/notebook.py): the device is CUDA when there is a GPU (Colab),
+# else the CPU, the two that training runs on; SMOKE (LORAMINI_SMOKE=1, set by CI and Binder) shrinks the
+# experiments while every cell still runs.
 import torch
 
 import loramini
+import loramini.notebook
 
-if torch.cuda.is_available():
-    device = torch.device("cuda")
-elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-    device = torch.device("mps")
-else:
-    device = torch.device("cpu")
-
-# One switch shrinks the experiments (CI and Binder set it); every cell still runs.
-SMOKE = os.environ.get("LORAMINI_SMOKE", "0") == "1"
-print(f"loramini {loramini.__version__} | torch {torch.__version__} | device: {device} | smoke mode: {SMOKE}")
+device, SMOKE = loramini.notebook.setup()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -332,7 +327,10 @@ _m = swap_in(make_pretrained(), ["up"], r=2, a=8, b=8)
 _opt = torch.optim.SGD([p for p in _m.parameters() if p.requires_grad], lr=0.1)
 _before = _m.up.B_train.detach().clone()
 _x = torch.randn(4, 32)
-assert isinstance(my_step(_m, _opt, _x, teacher(_x).detach()), float) and not torch.equal(_m.up.B_train, _before)
+_loss = my_step(_m, _opt, _x, teacher(_x).detach())   # a float or a one-number tensor, as the check accepts
+assert isinstance(_loss, (int, float, torch.Tensor)) and not isinstance(_loss, bool) and torch.as_tensor(_loss).numel() == 1, \
+    "return the loss before the step, one number (loss.item())"
+assert not torch.equal(_m.up.B_train, _before), "the step must move the trained factors"
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -2,11 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -47,32 +47,26 @@
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# On Colab: install loramini from GitHub. Everywhere else (your venv, conda, Binder, CI) this cell
-# does nothing, because the package is already installed there.
+# On Colab: install loramini (and what the notebooks use) from GitHub. Everywhere else (your venv, conda,
+# Binder, CI) this cell does nothing, because the package is already installed there.
+import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    # %pip install -q "loramini @ git+https://github.com/loramini-course/loramini.git"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "loramini[lab] @ git+https://github.com/loramini-course/loramini.git"], check=True)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# Pick the best accelerator available: CUDA (Colab GPU), then Apple's MPS, then the CPU.
-import os
-
+# The same start in every notebook (loramini/notebook.py): the device is CUDA when there is a GPU (Colab),
+# else the CPU, the two that training runs on; SMOKE (LORAMINI_SMOKE=1, set by CI and Binder) shrinks the
+# experiments while every cell still runs.
 import torch
 
 import loramini
+import loramini.notebook
 
-if torch.cuda.is_available():
-    device = torch.device("cuda")
-elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-    device = torch.device("mps")
-else:
-    device = torch.device("cpu")
-
-# One switch shrinks the experiments (CI and Binder set it); every cell still runs.
-SMOKE = os.environ.get("LORAMINI_SMOKE", "0") == "1"
-print(f"loramini {loramini.__version__} | torch {torch.__version__} | device: {device} | smoke mode: {SMOKE}")
+device, SMOKE = loramini.notebook.setup()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -589,21 +583,36 @@ default
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+# Widget messages can reach the kernel on two threads at once (JupyterLab sends some on a subshell), and after
+# each one the kernel asks pyplot to redraw every figure it holds. matplotlib's text layout is not thread-safe,
+# so a chart made with plt.subplots() can be laid out by two threads at once and fail. The chart is therefore
+# a bare `Figure` that pyplot never sees, drawn under a lock, with plain tick labels (no math text).
+import threading
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
+
+_one_chart_at_a_time = threading.Lock()
+
+
 def show(model_name, target, r, a, b):
     try:
         table = explorer_table(model_name, target, r, a, b)
     except ValueError as err:
         print(err)
         return
-    print(f"{model_name}, {target}: LoRA / LoRA-Mini = {table.attrs['ratio']:.1f}x (adapter only)")
-    display(table)
-    fig, ax = plt.subplots(figsize=(6.5, 2.4))
-    ax.barh(table.index, table["adapter"], color=["tab:blue", "tab:orange", "tab:grey"])
-    ax.set_xscale("log")
-    ax.set_xlabel("trainable numbers (log scale)")
-    ax.invert_yaxis()
-    fig.tight_layout()
-    plt.show()
+    with _one_chart_at_a_time:
+        print(f"{model_name}, {target}: LoRA / LoRA-Mini = {table.attrs['ratio']:.1f}x (adapter only)")
+        display(table)
+        fig = Figure(figsize=(6.5, 2.4), dpi=plt.rcParams["figure.dpi"], layout="constrained")
+        ax = fig.subplots()
+        ax.barh(table.index, table["adapter"], color=["tab:blue", "tab:orange", "tab:grey"])
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:,.0f}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("trainable numbers (log scale)")
+        ax.invert_yaxis()
+        display(fig)
 
 
 controls = dict(

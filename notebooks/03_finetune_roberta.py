@@ -2,11 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -72,40 +72,34 @@
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# On Colab: install loramini from GitHub. Everywhere else (your venv, conda, Binder, CI) this cell
-# does nothing, because the package is already installed there.
+# On Colab: install loramini (and what the notebooks use) from GitHub. Everywhere else (your venv, conda,
+# Binder, CI) this cell does nothing, because the package is already installed there.
+import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    # %pip install -q "loramini @ git+https://github.com/loramini-course/loramini.git"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "loramini[lab] @ git+https://github.com/loramini-course/loramini.git"], check=True)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# Pick the best accelerator available: CUDA (Colab GPU), then Apple's MPS, then the CPU.
+# The same start in every notebook (loramini/notebook.py): the device is CUDA when there is a GPU (Colab),
+# else the CPU, the two that training runs on; SMOKE (LORAMINI_SMOKE=1, set by CI and Binder) shrinks the
+# experiments while every cell still runs.
 import os
 
 import torch
 
 import loramini
+import loramini.notebook
 
-if torch.cuda.is_available():
-    device = torch.device("cuda")
-elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-    device = torch.device("mps")
-else:
-    device = torch.device("cpu")
-
-# One switch shrinks the experiments (CI and Binder set it); every cell still runs.
-SMOKE = os.environ.get("LORAMINI_SMOKE", "0") == "1"
-print(f"loramini {loramini.__version__} | torch {torch.__version__} | device: {device} | smoke mode: {SMOKE}")
+device, SMOKE = loramini.notebook.setup()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 # %matplotlib inline
-import json
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -147,7 +141,7 @@ print(f"transformers {transformers.__version__} | python {sys.version.split()[0]
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-IN_COLAB = "google.colab" in sys.modules
+IN_COLAB = loramini.notebook.in_colab()
 MODEL = os.environ.get("LORAMINI_MODEL") or ("roberta-base" if IN_COLAB else "tiny")
 GLUE_DIR = os.environ.get("LORAMINI_GLUE_DIR") or None
 TASK = os.environ.get("LORAMINI_TASK", "sst2")
@@ -389,49 +383,20 @@ plt.show()
 #
 # That is dozens of training runs, too many for a notebook, so they run once from the command line
 # ([`benchmarks/accuracy_vs_params.py`](../benchmarks/accuracy_vs_params.py), resumable, every run cached) and
-# the notebook reads the results file. The next cell finds it from wherever the notebook runs (this folder or
-# `notebooks/exercises/`), and on Colab fetches it from the repository.
+# the notebook reads the results file. The package ships a copy of it (`loramini/results/`), so the next cell
+# reads it the same way in a clone, after `pip install` and on Colab.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-REPO_URL = "https://raw.githubusercontent.com/loramini-course/loramini/main/"
+from loramini import results as shipped_results   # the results files, installed with the package
 
-
-def repo_root(start=None):
-    """The repository folder: the first folder at or above `start` (default: here) that holds the results."""
-    start = Path(start or Path.cwd()).resolve()
-    for folder in (start, *start.parents):
-        if (folder / "benchmarks" / "results").is_dir() or (folder / "notebooks" / "results").is_dir():
-            return folder
-    return None
-
-
-def results_file(relative):
-    """A file of the repository (e.g. 'benchmarks/results/x.json'): local when we run inside a clone, else
-    downloaded (Colab); None when it does not exist."""
-    root = repo_root()
-    if root is not None:
-        return root / relative if (root / relative).is_file() else None
-    target = Path(tempfile.gettempdir()) / "loramini-results" / relative
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        urllib.request.urlretrieve(REPO_URL + relative, target)
-        return target
-    except OSError:
-        return None
-
-
-REAL_RESULTS = "benchmarks/results/accuracy-vs-params.json"          # all-MiniLM-L6-v2 on SST-2 and STS-B
-SMOKE_RESULTS = "benchmarks/results/accuracy-vs-params-smoke.json"   # tiny RoBERTa on synthetic-rank
-found = results_file(REAL_RESULTS)
-RESULTS_KIND = "the real run" if found else "the offline smoke run (the real results file is not there)"
-found = found or results_file(SMOKE_RESULTS)
-assert found is not None, "no results file: clone the repository, or rerun the command of Section 11"
-results = json.loads(found.read_text())
+RESULTS_NAME = "accuracy-vs-params"   # all-MiniLM-L6-v2 on SST-2 and STS-B (its smoke twin: the tiny RoBERTa)
+RESULTS_KIND = "the real run"
+results = shipped_results.load(RESULTS_NAME)
 TASKS = list(dict.fromkeys(c["task"] for c in results["cells"]))
 MODELS = sorted({c["model"] for c in results["cells"]})
 SEEDS = sorted({s for c in results["cells"] for s in c["seeds"]})
-print(f"results: {RESULTS_KIND}, {'/'.join(found.parts[-3:])}")
+print(f"results: {RESULTS_KIND}, benchmarks/results/{RESULTS_NAME}.json")   # the package holds an exact copy
 print(f"tasks {TASKS} | model label {MODELS} | seeds {SEEDS} | {len(results['cells'])} settings, "
       f"{len(results['lr_sweeps'])} learning-rate sweeps")
 print("note:", results["note"])
@@ -736,10 +701,16 @@ with torch.no_grad():
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+import warnings
+
 import peft
 
 peft_dir = loramini.export_peft(trained, RUN_DIR / "my-adapter-as-peft-lora")
-served = peft.PeftModel.from_pretrained(fresh_base(), peft_dir).to(trained.device).eval()
+with warnings.catch_warnings():
+    # PEFT (up to 0.21) reads the model's `is_gradient_checkpointing`, which transformers 5 renamed and warns
+    # about; nothing in this cell uses it. Silence exactly that notice, here only.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+    served = peft.PeftModel.from_pretrained(fresh_base(), peft_dir).to(trained.device).eval()
 with torch.no_grad():
     served_logits = served(**batch).logits.float()
 diff = (served_logits - reference).abs().max().item()

@@ -2,11 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -55,9 +55,10 @@
 # > 3. compare methods at equal *cost*, on a plot of the metric against trainable parameters (log scale);
 # > 4. check that a learning-rate sweep bracketed its optimum, and derive how much larger LoRA-Mini's rate must be
 # >    than LoRA's from Adam's first step;
-# > 5. design a small ablation, run it from a cache, and explain its result against the noise.
+# > 5. design a small ablation, run it from a cache, and explain its result against the noise;
+# > 6. set up a fair comparison of two methods at equal cost and run it themselves.
 # >
-# > *Time:* 45 minutes. *Prerequisites:* notebooks 01–03.
+# > *Time:* 45–60 minutes, plus the exercises. *Prerequisites:* notebooks 01–03.
 # > *Source to read alongside:* [`loramini/experiments.py`](../loramini/experiments.py) (the protocol and the
 # > derivation), [`loramini/ablation.py`](../loramini/ablation.py) (cached runs) and
 # > [`benchmarks/accuracy_vs_params.py`](../benchmarks/accuracy_vs_params.py) (the grid that was run).
@@ -71,41 +72,33 @@
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# On Colab: install loramini from GitHub. Everywhere else (your venv, conda, Binder, CI) this cell
-# does nothing, because the package is already installed there.
+# On Colab: install loramini (and what the notebooks use) from GitHub. Everywhere else (your venv, conda,
+# Binder, CI) this cell does nothing, because the package is already installed there.
+import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    # %pip install -q "loramini @ git+https://github.com/loramini-course/loramini.git"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "loramini[lab] @ git+https://github.com/loramini-course/loramini.git"], check=True)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# Pick the best accelerator available: CUDA (Colab GPU), then Apple's MPS, then the CPU.
-import os
-
+# The same start in every notebook (loramini/notebook.py): the device is CUDA when there is a GPU (Colab),
+# else the CPU, the two that training runs on; SMOKE (LORAMINI_SMOKE=1, set by CI and Binder) shrinks the
+# experiments while every cell still runs.
 import torch
 
 import loramini
+import loramini.notebook
 
-if torch.cuda.is_available():
-    device = torch.device("cuda")
-elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-    device = torch.device("mps")
-else:
-    device = torch.device("cpu")
-
-# One switch shrinks the experiments (CI and Binder set it); every cell still runs.
-SMOKE = os.environ.get("LORAMINI_SMOKE", "0") == "1"
-print(f"loramini {loramini.__version__} | torch {torch.__version__} | device: {device} | smoke mode: {SMOKE}")
+device, SMOKE = loramini.notebook.setup()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 # %matplotlib inline
-import json
 import math
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -124,52 +117,28 @@ print(f"pandas {pd.__version__} | python {sys.version.split()[0]}")
 # %% [markdown]
 # ## 1. The results files
 #
-# The next cell finds the repository from wherever the notebook runs (this folder, or `notebooks/exercises/`
-# for the student copy), reads both results files, and says what produced each one. On Colab, where only the
-# package is installed, it fetches them from the repository instead.
+# The package ships both results files (`loramini/results/`, copies of `benchmarks/results/`), so the next cell
+# reads them the same way in a clone, after `pip install` and on Colab, and says what produced each one.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-REPO_URL = "https://raw.githubusercontent.com/loramini-course/loramini/main/"
+from loramini import results as shipped_results   # the results files, installed with the package
 
 
 def repo_root(start=None):
-    """The repository folder: the first folder at or above `start` (default: here) that holds the results."""
+    """The repository folder at or above `start` (default: here), or None (after `pip install`, on Colab):
+    Section 6 reuses the runs cached under its notebooks/results/."""
     start = Path(start or Path.cwd()).resolve()
     for folder in (start, *start.parents):
-        if (folder / "benchmarks" / "results").is_dir() or (folder / "notebooks" / "results").is_dir():
+        if (folder / "notebooks" / "results").is_dir():
             return folder
     return None
 
 
 ROOT = repo_root()
-
-
-def results_file(relative):
-    """A file of the repository: local inside a clone, else downloaded (Colab); None when it does not exist."""
-    if ROOT is not None:
-        return ROOT / relative if (ROOT / relative).is_file() else None
-    target = Path(tempfile.gettempdir()) / "loramini-results" / relative
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        urllib.request.urlretrieve(REPO_URL + relative, target)
-        return target
-    except OSError:
-        return None
-
-
-def load(relative):
-    path = results_file(relative)
-    return None if path is None else json.loads(path.read_text())
-
-
-smoke = load("benchmarks/results/accuracy-vs-params-smoke.json")   # tiny RoBERTa, synthetic-rank
-real = load("benchmarks/results/accuracy-vs-params.json")          # all-MiniLM-L6-v2, SST-2 and STS-B
-assert smoke is not None, "benchmarks/results/accuracy-vs-params-smoke.json is missing: clone the repository"
+smoke = shipped_results.load("accuracy-vs-params-smoke")   # tiny RoBERTa, synthetic-rank
+real = shipped_results.load("accuracy-vs-params")          # all-MiniLM-L6-v2, SST-2 and STS-B
 for name, found in (("smoke run (tiny RoBERTa)", smoke), ("real run", real)):
-    if found is None:
-        print(f"{name}: not in this repository yet; the real-model figures below are skipped\n")
-        continue
     tasks = list(dict.fromkeys(c["task"] for c in found["cells"]))
     seeds = sorted({s for c in found["cells"] for s in c["seeds"]})
     print(f"{name}: tasks {tasks}, seeds {seeds}, {len(found['cells'])} settings, {len(found['lr_sweeps'])} sweeps")
@@ -653,6 +622,8 @@ checks.check_equal_cost_comparison(my_pair, "metric")
 # * LoRA-Mini's first Adam step lowers a loss about $\sqrt{b/d_{out}}$ as much as LoRA's at the same rate
 #   (derived, then measured with autograd), so its rate should be about $\sqrt{d_{out}/b}$ times LoRA's: 3.5x on a
 #   384-wide model, 4.9x on roberta-base. Section 5 sets that against the rates the sweeps chose.
+# * Sections 6 and 7 are yours: an ablation of rank against width, and LoRA against LoRA-Mini at exactly the same
+#   number of adapter numbers, each over three seeds and read against the noise.
 #
 # ## Questionnaire
 #
