@@ -38,7 +38,7 @@ def apply_method(model: nn.Module, config: TrainConfig) -> nn.Module:
         # (a, b and r play no part in which layers match: r=a=b=1 only makes the config valid for any r).
         heads = default_head(model) if config.modules_to_save is None else config.modules_to_save
         targets = find_targets(model, LoRAMiniConfig(r=1, a=1, b=1, target_modules=config.target_modules), heads)
-        settings = peft_config(config, targets, heads or None)
+        settings = quietly(lambda: peft_config(config, targets, heads or None))
         if model_task_type(model) == "CAUSAL_LM":  # PeftModelForCausalLM: generate() and a CAUSAL_LM adapter
             settings.task_type = "CAUSAL_LM"
         return quietly(lambda: peft.get_peft_model(model, settings))

@@ -1,4 +1,8 @@
-"""Is training learning anything? The loss a model gets by predicting the label distribution alone.
+"""Is training learning anything, or has it diverged? Rules that read the training loss as it comes.
+
+`check_divergence`: a NaN/infinite or exploding loss stops the run (`TrainingDiverged`).
+
+The loss a model gets by predicting the label distribution alone:
 
 A classifier that outputs the training labels' frequencies for every input scores the labels' entropy as its
 cross-entropy; a regressor that outputs the labels' mean scores their variance as its squared error. That is the
@@ -41,3 +45,42 @@ def stuck_message(losses: list[float], prior: float, step: int, lr: float,
         return None
     return (f"training loss {mean:.3f} is still at the label prior {prior:.3f} after {step} steps: the model predicts "
             f"the label distribution and ignores the inputs. Lower the learning rate (lr={lr:g}; try {lr / 3:.2g}).")
+
+
+def task_prior_loss(dataset, spec) -> Optional[float]:
+    """The training labels' prior loss (`label_prior_loss`), None for data without a label column."""
+    train = dataset["train"]
+    return label_prior_loss(train["label"], spec.num_labels) if "label" in train.column_names else None
+
+
+def warn_if_stuck(history: dict, step: int, lr: float) -> None:
+    """Warn (and record in history["warnings"]) if the training loss still sits at the label prior."""
+    prior = history.get("label_prior_loss")
+    message = prior and stuck_message([s["loss"] for s in history["steps"]], prior, step, lr)
+    if message:
+        import warnings
+
+        history.setdefault("warnings", []).append(message)
+        warnings.warn(message, UserWarning, stacklevel=2)
+
+
+class TrainingDiverged(ValueError):
+    """The training loss diverged (NaN, infinite, or exploding: `check_divergence`): the run stops, and no
+    result or adapter is written."""
+
+
+def check_divergence(steps: list[dict], loss: float, window: int = 5, factor: float = 10.0,
+                     floor: float = 10.0) -> None:
+    """Raise `TrainingDiverged` if the new step's `loss` (after the recorded `steps`) says the run diverged.
+
+    The rule: the loss is NaN or infinite, or the mean of the last `window` step losses (this one included) is
+    more than `factor` times the first step's loss (the untrained model's) and above `floor`. A rate far too
+    high sends the loss to 1e7 with every number still finite; an unlucky batch moves a 5-step mean far less.
+    """
+    if not math.isfinite(loss):
+        raise TrainingDiverged(f"the loss is {loss}.")
+    recent = [s["loss"] for s in steps[-(window - 1):]] + [loss] if window > 1 else [loss]
+    mean, start = sum(recent) / len(recent), steps[0]["loss"] if steps else loss
+    if mean > factor * start and mean > floor:
+        raise TrainingDiverged(f"the mean loss of the last {len(recent)} steps, {mean:.4g}, is more than "
+                               f"{factor:g}x the first step's {start:.4g}.")

@@ -39,7 +39,7 @@ from .inject import HEAD_PATTERN  # noqa: F401  (re-exported: the head-name rule
 from .metrics import evaluate, peak_memory_mb
 from .methods import apply_method, param_groups, save_trained
 from .models import build_model, check_max_length, start_at_label_mean
-from .monitor import STUCK_AFTER_STEPS, label_prior_loss, stuck_message
+from .monitor import STUCK_AFTER_STEPS, TrainingDiverged, check_divergence, task_prior_loss, warn_if_stuck
 from .plots import plot_history  # noqa: F401  (re-exported)
 from .pooling import use_mean_pooling
 from .tasks import TaskSpec, as_task, load_task
@@ -53,11 +53,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_LR", "METHODS", "PEFT_METHODS", "PRECISIONS", "TINY_LR", "Run", "TrainConfig",
            "TrainingDiverged", "build_model", "evaluate", "finish", "load_task", "plot_history", "prepare",
            "resolve_precision", "start_at_label_mean", "train", "train_epoch"]
-
-
-class TrainingDiverged(ValueError):
-    """The training loss diverged (NaN, infinite, or exploding: `check_divergence`): the run stops, and no
-    result or adapter is written."""
 
 
 @dataclass
@@ -154,7 +149,7 @@ def prepare(model, task, config: TrainConfig, *, tokenizer=None, data_dir=None) 
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_updates), total_updates)
     history = {"method": config.method, "task": spec.name, "model": model_name, "config": config.recorded(),
                "steps": [], "epochs": [], "wall_time_s": 0.0, "optimizer_steps": total_updates,
-               "label_prior_loss": None if causal else _prior(dataset, spec), "warnings": []}
+               "label_prior_loss": None if causal else task_prior_loss(dataset, spec), "warnings": []}
     run = Run(config, accelerator, spec, model, optimizer, scheduler, train_loader, eval_loaders, counts, history,
               getattr(eval_loaders, "metric_name", None) or main_metric(spec), total_updates)
     checkpoint = latest_checkpoint(config.output_dir) if config.resume else None
@@ -290,41 +285,7 @@ def _record_step(run: Run, epoch: int, loss: float) -> None:
     run.bar.update(1)
     run.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
     if run.global_step == STUCK_AFTER_STEPS:
-        _warn_if_stuck(run)
-
-
-def _prior(dataset, spec: TaskSpec) -> Optional[float]:
-    """The training labels' prior loss (`monitor.label_prior_loss`), None for data without a label column."""
-    train = dataset["train"]
-    return label_prior_loss(train["label"], spec.num_labels) if "label" in train.column_names else None
-
-
-def _warn_if_stuck(run: Run) -> None:
-    """Once, at step STUCK_AFTER_STEPS: warn (and record) if the training loss still sits at the label prior."""
-    prior = run.history.get("label_prior_loss")
-    message = prior and stuck_message([s["loss"] for s in run.history["steps"]], prior, run.global_step, run.config.lr)
-    if message:
-        import warnings
-
-        run.history.setdefault("warnings", []).append(message)
-        warnings.warn(message, UserWarning, stacklevel=2)
-
-
-def check_divergence(steps: list[dict], loss: float, window: int = 5, factor: float = 10.0,
-                     floor: float = 10.0) -> None:
-    """Raise `TrainingDiverged` if the new step's `loss` (after the recorded `steps`) says the run diverged.
-
-    The rule: the loss is NaN or infinite, or the mean of the last `window` step losses (this one included) is
-    more than `factor` times the first step's loss (the untrained model's) and above `floor`. A rate far too
-    high sends the loss to 1e7 with every number still finite; an unlucky batch moves a 5-step mean far less.
-    """
-    if not math.isfinite(loss):
-        raise TrainingDiverged(f"the loss is {loss}.")
-    recent = [s["loss"] for s in steps[-(window - 1):]] + [loss] if window > 1 else [loss]
-    mean, start = sum(recent) / len(recent), steps[0]["loss"] if steps else loss
-    if mean > factor * start and mean > floor:
-        raise TrainingDiverged(f"the mean loss of the last {len(recent)} steps, {mean:.4g}, is more than "
-                               f"{factor:g}x the first step's {start:.4g}.")
+        warn_if_stuck(run.history, run.global_step, run.config.lr)
 
 
 def _end_epoch(run: Run, epoch: int) -> None:
