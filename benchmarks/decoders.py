@@ -159,6 +159,8 @@ def markdown(results: dict) -> str:
         st = results["step"]
         lines += [f"## {st['shape']}: AdamW training step, CPU float32, batch {st['batch']} × {st['seq']} tokens, "
                   f"{st['repeats']} timed rounds (CPU seconds, 1 thread)", "",
+                  f"`peft_lora` = PEFT LoRA on the same layers (all-linear) at r={s['r']}: the reference of every "
+                  f"ratio. Accounted peak = weights + buffers + gradients + AdamW state + saved activations.", "",
                   "| variant | trainable | step ms (median [IQR]) | step / PEFT LoRA | accounted peak MB | peak / PEFT LoRA |",
                   "|---|---|---|---|---|---|"]
         for name, row in st["rows"].items():

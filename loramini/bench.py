@@ -603,6 +603,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = p.parse_args(argv)
     if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
         p.error(f"--device {args.device}: torch.cuda.is_available() is False; run on a GPU machine or use --device cpu")
+    from .ablation import output_problem
+
+    problem = output_problem(args.out)
+    if problem:  # found now, not after minutes of measuring
+        p.error(f"--out: {problem}")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

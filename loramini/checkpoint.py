@@ -84,12 +84,7 @@ def load_checkpoint(accelerator, model, optimizer, scheduler, folder: Path, conf
     keys = ("config", "history", "epoch", "batches_in_epoch", "global_step")
     if not isinstance(state, dict) or not all(k in state for k in keys) or not isinstance(state["config"], dict):
         raise _unreadable(folder / "state.json", ValueError(f"expected the keys {list(keys)}"))
-    saved = {k: v for k, v in state["config"].items() if k not in ("output_dir", "resume", "progress", "epochs")}
-    current = {k: v for k, v in config.to_dict().items() if k in saved}
-    if saved != current:
-        diff = {k: (saved[k], current[k]) for k in saved if saved[k] != current[k]}
-        raise ValueError(f"The checkpoint in {folder} was made with other settings {diff} (saved, now). "
-                         f"Use another output_dir, or resume=False to start over.")
+    _check_same_settings(folder, state, config)
     trainable = read("trainable.safetensors", lambda p: load_file(str(p)))
     unwrapped = accelerator.unwrap_model(model)
     params = dict(unwrapped.named_parameters())
@@ -104,3 +99,17 @@ def load_checkpoint(accelerator, model, optimizer, scheduler, folder: Path, conf
     # Without its RNG state the dropout stream (and the result) would differ from an uninterrupted run.
     state["rng"] = read(f"rng-{accelerator.process_index}.safetensors", lambda p: load_file(str(p)))
     return state
+
+
+def _check_same_settings(folder: Path, state: dict, config: TrainConfig) -> None:
+    """Refuse to resume under other settings: every one of them (epochs too: it sets the learning-rate schedule)
+    shapes the run, so a resumed run under others would mix two runs and match neither."""
+    saved = {k: v for k, v in state["config"].items() if k not in ("output_dir", "resume", "progress")}
+    current = {k: v for k, v in config.to_dict().items() if k in saved}
+    if saved != current:
+        diff = [k for k in saved if saved[k] != current[k]]
+        was = ", ".join(f"{k}={saved[k]!r} (now {current[k]!r})" for k in diff)
+        flags = " ".join(f"--{k.replace('_', '-')} {saved[k]}" for k in diff)
+        raise ValueError(f"The checkpoint {folder} (step {state['global_step']}) was made with other settings: "
+                         f"{was}. A run resumed under other settings would match neither: rerun with the saved "
+                         f"ones ({flags}), use another output_dir, or start over with --no-resume (resume=False).")

@@ -33,25 +33,6 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-
-
-def _positive(kind):
-    """An argparse type: an int, or a finite float, > 0 ('inf' and 'nan' are not learning rates)."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
-        if kind is float and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
 def parse_targets(text: str):
     """'query,value' → ["query", "value"]; a preset ('attention', 'dense', 'all-linear') or regex stays a string.
 
@@ -64,10 +45,12 @@ def parse_targets(text: str):
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _number(kind):
-    """An argparse type: an int or a finite float ('inf' and 'nan' are not settings); 'none' → None."""
+def _number(kind, positive: bool = False):
+    """An argparse type: an int or a finite float ('inf' and 'nan' are not settings); 'none' → None.
+
+    `positive`: also refuse values <= 0 (and 'none'), for flags that TrainConfig does not check itself."""
     def parse(text: str):
-        if text.lower() == "none":
+        if text.lower() == "none" and not positive:
             return None
         try:
             value = kind(text)
@@ -75,10 +58,25 @@ def _number(kind):
             raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
         if kind is float and not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
+        if positive and value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
         return value
 
     parse.__name__ = kind.__name__
     return parse
+
+
+def _positive(kind):
+    """An argparse type: an int or a finite float > 0 (ablate's and the benchmarks' sizes and rates)."""
+    return _number(kind, positive=True)
+
+
+def _non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0 (seeds)."""
+    value = _number(int, positive=False)(text)
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be an integer >= 0")
+    return value
 
 
 def _names(text: str) -> Optional[list[str]]:
@@ -109,12 +107,12 @@ def _flag_kwargs(f: dataclasses.Field, hint, docs: dict) -> dict:
         return dict(kwargs, action=argparse.BooleanOptionalAction)
     if "choices" in f.metadata:
         return dict(kwargs, choices=f.metadata["choices"])
-    if f.name == "target_modules":  # the command line's own spelling of the two list fields
+    if hint == typing.Union[list[str], str]:  # target_modules: names, a preset or a regex
         return dict(kwargs, type=parse_targets, help="layers to adapt: comma-separated names ('query,value'), a "
-                    "preset ('attention', 'dense', 'all-linear') or a regex (default: query,value)")
-    if f.name == "modules_to_save":
-        return dict(kwargs, type=_names, help="modules trained in full and saved with the adapter: comma-separated "
-                    "names, '' for none (default: none = the model's task head)")
+                    f"preset ('attention', 'dense', 'all-linear') or a regex (default: {shown})")
+    if hint == Optional[list[str]]:  # modules_to_save: names, none, or the default
+        return dict(kwargs, type=_names, help=f"{text.split('.')[0]}: comma-separated names, '' for none "
+                    "(default: the model's task head)")
     kind = next((k for k in (int, float) if hint is k or hint == Optional[k]), str)
     return dict(kwargs, type=_number(kind) if kind is not str else str)
 
@@ -155,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "on the synthetic task with LoRA-Mini, PEFT LoRA and full fine-tuning; prints one table.")
     demo.add_argument("--task", default="synthetic", choices=("synthetic", "synthetic-pair", "synthetic-regression", "synthetic-rank"),
                       help="synthetic task (default: synthetic)")
-    demo.add_argument("--epochs", type=_positive(int), default=3, help="epochs per method (default: 3)")
+    demo.add_argument("--epochs", type=_number(int, positive=True), default=3, help="epochs per method (default: 3)")
     demo.add_argument("--output-dir", default="outputs/demo", help="where the adapters and results go (default: outputs/demo)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
 

@@ -80,8 +80,8 @@ class LoRAMiniConfig:
             ``None`` (the default) means ``2 * r``, so the scale is 2 at every rank (16 at r = 8).
         dropout: dropout on the adapter's input (0 disables it).
         target_modules: module-name suffixes (``["query", "value"]``), one regex matched against the
-            full module name, or a preset: ``"attention"``, ``"mlp"`` (alias ``"dense"``), ``"all-linear"``, each meaning the
-            same for BERT/RoBERTa, GPT-2 and Llama-style models (see ``loramini.inject.PRESETS``).
+            full module name, or a preset: ``"attention"``, ``"mlp"`` (alias ``"dense"``), ``"all-linear"``,
+            each meaning the same for BERT/RoBERTa, GPT-2 and Llama-style models (``loramini.inject.PRESETS``).
         modules_to_save: modules trained in full and saved with the adapter. ``None`` = the model's
             task head (``classifier`` / ``score``) when it has one; ``[]`` = none.
         projection_seed: seed of the frozen aux factors (with each module's name).
@@ -119,7 +119,7 @@ class LoRAMiniConfig:
             if not self.target_modules or not all(isinstance(t, str) and t for t in self.target_modules):
                 raise ValueError(
                     f"LoRAMiniConfig.target_modules={self.target_modules!r}: give non-empty module names, "
-                    f"a regex string, or a preset ('attention', 'dense', 'all-linear')."
+                    f"a regex string, or a preset ('attention', 'mlp', 'all-linear')."
                 )
             self.target_modules = list(self.target_modules)
         elif not isinstance(self.target_modules, str) or not self.target_modules:
@@ -142,6 +142,9 @@ class LoRAMiniConfig:
             self.modules_to_save = list(self.modules_to_save)
         if isinstance(self.projection_seed, bool) or not isinstance(self.projection_seed, int):
             raise TypeError(f"LoRAMiniConfig.projection_seed={self.projection_seed!r}: expected an integer.")
+        if not 0 <= self.projection_seed < 2 ** 63:  # torch's seed range
+            raise ValueError(f"LoRAMiniConfig.projection_seed={self.projection_seed!r} is out of range: use an "
+                             f"integer in 0 .. 2**63 - 1.")
 
     @property
     def resolved_alpha(self) -> float:

@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Union
 
+from safetensors import SafetensorError
+
 PathLike = Union[str, os.PathLike]
 
 
@@ -31,7 +33,12 @@ def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        write(tmp)
+        try:
+            write(tmp)
+        except (SafetensorError, RuntimeError) as err:  # safetensors' / torch.save's way of saying ENOSPC, EFBIG
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise OSError(f"Could not write {str(path)!r} ({reason}). Free disk space (or raise the file-size "
+                          f"limit, ulimit -f) and run again; the existing file was left as it was.") from None
         os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:

@@ -17,16 +17,17 @@ from torch import nn
 from .config import LoRAMiniConfig
 from .layer import AuxFactors, LoRAMiniLinear, aux_name, check_fits, is_adaptable, layer_shape
 
-# Presets: regexes on the full module name that mean the same thing in every family.
-#   attention   BERT/RoBERTa query, key, value, attention.output.dense | GPT-2 attn.c_attn, attn.c_proj
-#               | Llama/Mistral q_proj, k_proj, v_proj, o_proj (| BART/OPT-style out_proj)
-#   mlp         BERT/RoBERTa intermediate.dense, output.dense | GPT-2 mlp.c_fc, mlp.c_proj
-#               | Llama/Mistral gate_proj, up_proj, down_proj (| fc1, fc2)
-#   all-linear  every linear layer outside the task head and lm_head (attention + mlp in these families)
-# GPT-2 fuses q, k and v in one `c_attn` (d -> 3d): it is adapted whole, with one ΔW for the three, so
-# "q and v only" is not expressible there; use ["c_attn"] (or "attention") for GPT-2's q, k, v.
-_ATTENTION = r".*\.(query|key|value|attention\.output\.dense|attn\.c_attn|attn\.c_proj|q_proj|k_proj|v_proj|o_proj|out_proj)"
-_MLP = r".*\.((?<!attention\.)output\.dense|intermediate\.dense|mlp\.c_fc|mlp\.c_proj|gate_proj|up_proj|down_proj|fc1|fc2)"
+# Presets: regexes on the full module name that mean the same thing in every family: "attention" (the
+# attention projections), "mlp" (the feed-forward ones), "all-linear" (every linear layer outside the task
+# head and lm_head: attention + mlp in these families). GPT-2 fuses q, k and v in one `c_attn` (d -> 3d):
+# it is adapted whole, with one ΔW for the three, so "q and v only" is not expressible there; use
+# ["c_attn"] (or "attention") for GPT-2's q, k, v.
+_ATTENTION = (r".*\.(query|key|value|attention\.output\.dense"  # BERT / RoBERTa
+              r"|attn\.c_attn|attn\.c_proj"  # GPT-2
+              r"|q_proj|k_proj|v_proj|o_proj|out_proj)")  # Llama / Mistral (out_proj: BART / OPT)
+_MLP = (r".*\.((?<!attention\.)output\.dense|intermediate\.dense"  # BERT / RoBERTa
+        r"|mlp\.c_fc|mlp\.c_proj"  # GPT-2
+        r"|gate_proj|up_proj|down_proj|fc1|fc2)")  # Llama / Mistral (fc1, fc2: BART / OPT)
 PRESETS = {
     "attention": _ATTENTION,
     "mlp": _MLP,
@@ -67,9 +68,9 @@ def model_task_type(model: nn.Module) -> Optional[str]:
 def parse_target_modules(text: str) -> Union[list[str], str]:
     """One rule for target strings typed by a user (CLI flags, ablation grids).
 
-    A preset ('attention', 'dense', 'all-linear') stays a string; plain names ('query,value', 'query',
-    'attention.output.dense') become a list of module-name suffixes; anything else is a regex string
-    matched against the full module name.
+    A preset ('attention', 'mlp' or its alias 'dense', 'all-linear') stays a string; plain names
+    ('query,value', 'query', 'attention.output.dense') become a list of module-name suffixes; anything
+    else is a regex string matched against the full module name.
     """
     if not isinstance(text, str):
         raise TypeError(f"target modules {text!r}: expected a string such as 'query,value'.")
@@ -155,7 +156,8 @@ def find_targets(model: nn.Module, config: LoRAMiniConfig, heads: Optional[list[
     wrong = [f"{n} ({type(modules[n]).__name__})" for n in selected if not is_adaptable(modules[n])]
     if wrong:
         raise TypeError(
-            f"LoRA-Mini adapts nn.Linear (and transformers' Conv1D) layers only; target_modules={spec!r} selects {wrong}. "
+            f"LoRA-Mini adapts nn.Linear (and transformers' Conv1D) layers only; target_modules={spec!r} "
+            f"selects {wrong}. "
             f"Linear layers available: {_describe_linear_names(model)}."
         )
     return selected

@@ -164,6 +164,7 @@ def save_adapter(model: nn.Module, path: PathLike) -> Path:
     return path
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")  # never unpickled: safetensors only
 _REQUIRED_KEYS = ("r", "a", "b", "alpha", "projection_seed", "aux_init", "targets", "modules_to_save")
 
 
@@ -174,6 +175,11 @@ def _read_adapter(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
         pass
     if not path.is_dir():
         raise FileNotFoundError(f"No adapter folder at {str(path)!r}: give the folder that save_adapter wrote.")
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles and not (path / WEIGHTS_NAME).is_file():
+        raise ValueError(f"{str(path / pickles[0])!r} is a pickle file, which can run code when it is loaded: loramini "
+                         f"reads adapter weights only from safetensors ({WEIGHTS_NAME}), so it was not loaded. Save "
+                         f"the adapter with loramini.save_adapter (or convert the file on a machine you trust).")
     for name in (CONFIG_NAME, WEIGHTS_NAME):
         if not (path / name).is_file():
             raise FileNotFoundError(f"{str(path / name)!r} is missing: the adapter folder is incomplete. "
@@ -182,6 +188,9 @@ def _read_adapter(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
         meta = json.loads((path / CONFIG_NAME).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{str(path / CONFIG_NAME)!r} is not valid JSON ({err}): the file is corrupt.") from None
+    except RecursionError:
+        raise ValueError(f"{str(path / CONFIG_NAME)!r} is nested too deeply to be an adapter config: the file is "
+                         f"corrupt or not one save_adapter wrote.") from None
     where = str(path / CONFIG_NAME)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         fmt = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
@@ -218,9 +227,14 @@ def load_adapter(base_model: nn.Module, path: PathLike) -> nn.Module:
     """Inject the adapter saved at `path` into `base_model` (in place) and load its weights.
 
     Everything is checked before the model is touched: files, fields, dtypes, shapes, targets, aux
-    fingerprints; and if anything still fails while loading, the model is put back exactly as it was.
+    fingerprints, the size of each update; and if anything still fails while loading, the model is put back
+    exactly as it was. A model that already carries an adapter is refused: unload it or use a fresh base.
     """
     path = Path(path)
+    if hasattr(base_model, "loramini_config") or any(True for _ in loramini_layers(base_model)):
+        raise ValueError(f"This model already has an adapter; unload it (loramini.merge_and_unload(model) keeps its "
+                         f"update, loramini.remove_adapters(model) drops it) or use a fresh base model before "
+                         f"loading {str(path)!r}.")
     meta, tensors = _read_adapter(path)
     try:
         config = LoRAMiniConfig.from_dict(meta)
@@ -229,47 +243,9 @@ def load_adapter(base_model: nn.Module, path: PathLike) -> nn.Module:
         config.__post_init__()  # validate the edited fields too
     except (ValueError, TypeError) as err:
         raise ValueError(f"{str(path / CONFIG_NAME)!r}: {err}") from None
-    weights = str(path / WEIGHTS_NAME)
-    fingerprints = meta.get("aux_fingerprint")
     modules = dict(base_model.named_modules())
     for name, (d_in, d_out) in targets.items():
-        module = modules.get(name)
-        if module is None or not is_adaptable(module):
-            raise ValueError(f"The adapter at {str(path)!r} adapts {name!r}, which this base model "
-                             f"({type(base_model).__name__}) has no nn.Linear for. Load it on the model it was trained on "
-                             f"({meta.get('base_model_name_or_path') or 'see adapter_config.json'}).")
-        if layer_shape(module) != (d_in, d_out):
-            raise ValueError(f"Layer {name!r} is {' -> '.join(map(str, layer_shape(module)))} in this base model but "
-                             f"{d_in} -> {d_out} in the adapter at {str(path)!r}: a different model size.")
-        aux_key = aux_name(name, d_in, d_out, config.share_aux)
-        expected = {"A_train": (config.r, config.a), "B_train": (config.b, config.r),
-                    "A_aux": (config.a, d_in), "B_aux": (d_out, config.b)}
-        for factor, shape in expected.items():
-            key = f"{aux_key if 'aux' in factor else name}.{factor}"
-            if key not in tensors:
-                if factor in ("A_train", "B_train"):
-                    raise ValueError(f"{weights!r} lacks tensor {key!r}: the file is incomplete.")
-                continue
-            if tuple(tensors[key].shape) != shape:
-                raise ValueError(f"Tensor {key!r} in {weights!r} has shape {tuple(tensors[key].shape)}, but the "
-                                 f"config (r={config.r}, a={config.a}, b={config.b}) needs {shape}: the file does "
-                                 f"not match its config.")
-        if (f"{aux_key}.A_aux" in tensors) != (f"{aux_key}.B_aux" in tensors):
-            raise ValueError(f"{weights!r} stores only one of the aux factors of {name!r}: the file is incomplete.")
-        if f"{aux_key}.A_aux" not in tensors:  # regenerate from the seed and check it is what was trained with
-            if not isinstance(fingerprints, dict) or not isinstance(fingerprints.get(name), list):
-                raise ValueError(f"{str(path / CONFIG_NAME)!r} lacks field 'aux_fingerprint' for {name!r} (and the "
-                                 f"file stores no aux factors): save the adapter again.")
-            a_aux = layer_aux("A", d_in, d_out, config.a, config.b, config.aux_init, config.projection_seed, aux_key)
-            b_aux = layer_aux("B", d_in, d_out, config.a, config.b, config.aux_init, config.projection_seed, aux_key)
-            want = fingerprints[name]
-            dtype = module.weight.dtype
-            got = aux_fingerprint(a_aux.to(dtype), b_aux.to(dtype))
-            if len(want) != len(got) or not torch.allclose(torch.tensor(got), torch.tensor(want, dtype=torch.float32),
-                                                           rtol=2e-2, atol=2e-2):
-                raise ValueError(f"The aux factors regenerated for {name!r} do not match the adapter's fingerprint "
-                                 f"(seed {config.projection_seed}): it was saved by another torch RNG or loramini "
-                                 f"version. Re-save it with save_projection=True to store the factors.")
+        _check_layer(path, meta, config, tensors, base_model, modules.get(name), name, d_in, d_out)
     for head in config.modules_to_save:
         if head not in modules:
             raise ValueError(f"The adapter at {str(path)!r} saves module {head!r}, which this base model lacks.")
@@ -295,12 +271,80 @@ def load_adapter(base_model: nn.Module, path: PathLike) -> nn.Module:
             for key, param in head_params.items():
                 param.copy_(tensors[key])
     except BaseException:
-        remove_adapters(base_model, flags)
+        remove_adapters(base_model, flags)  # the model had no adapter before (checked above): remove them all
         with torch.no_grad():
             for key, param in head_params.items():
                 param.copy_(head_backup[key])
         raise
     return base_model
+
+
+# An update whose norm exceeds sqrt(float32 max) makes the next layer norm's variance (a sum of squares) overflow:
+# the logits become inf/NaN. A trained adapter's update is many orders of magnitude below this.
+_MAX_UPDATE_NORM = torch.finfo(torch.float32).max ** 0.5
+
+
+def _check_layer(path: Path, meta: dict, config: LoRAMiniConfig, tensors: dict[str, torch.Tensor],
+                 base_model: nn.Module, module, name: str, d_in: int, d_out: int) -> None:
+    """One adapted layer of the file against the base model: an nn.Linear of the right shape, tensors of the
+    config's shapes, aux factors that match their fingerprint, and an update of finite size."""
+    weights = str(path / WEIGHTS_NAME)
+    if module is None or not is_adaptable(module):
+        raise ValueError(f"The adapter at {str(path)!r} adapts {name!r}, which this base model "
+                         f"({type(base_model).__name__}) has no nn.Linear for. Load it on the model it was trained on "
+                         f"({meta.get('base_model_name_or_path') or 'see adapter_config.json'}).")
+    if layer_shape(module) != (d_in, d_out):
+        raise ValueError(f"Layer {name!r} is {' -> '.join(map(str, layer_shape(module)))} in this base model but "
+                         f"{d_in} -> {d_out} in the adapter at {str(path)!r}: a different model size.")
+    aux_key = aux_name(name, d_in, d_out, config.share_aux)  # shared aux factors are stored once per shape
+    expected = {"A_train": (config.r, config.a), "B_train": (config.b, config.r),
+                "A_aux": (config.a, d_in), "B_aux": (d_out, config.b)}
+    for factor, shape in expected.items():
+        key = f"{aux_key if 'aux' in factor else name}.{factor}"
+        if key not in tensors:
+            if factor in ("A_train", "B_train"):
+                raise ValueError(f"{weights!r} lacks tensor {key!r}: the file is incomplete.")
+            continue
+        if tuple(tensors[key].shape) != shape:
+            raise ValueError(f"Tensor {key!r} in {weights!r} has shape {tuple(tensors[key].shape)}, but the "
+                             f"config (r={config.r}, a={config.a}, b={config.b}) needs {shape}: the file does "
+                             f"not match its config.")
+    if (f"{aux_key}.A_aux" in tensors) != (f"{aux_key}.B_aux" in tensors):
+        raise ValueError(f"{weights!r} stores only one of the aux factors of {name!r}: the file is incomplete.")
+    if f"{aux_key}.A_aux" in tensors:
+        a_aux, b_aux = tensors[f"{aux_key}.A_aux"], tensors[f"{aux_key}.B_aux"]
+    else:  # regenerate from the seed and check it is what was trained with
+        a_aux, b_aux = _regenerated_aux(path, meta, config, module, name, aux_key, d_in, d_out)
+    with torch.no_grad():  # ||ΔW|| = scale · ||(B_aux B_train)(A_train A_aux)||, in float64 (no overflow on the way)
+        update = (b_aux.double() @ tensors[f"{name}.B_train"].double()) @ \
+                 (tensors[f"{name}.A_train"].double() @ a_aux.double())
+        norm = config.scale * float(torch.linalg.matrix_norm(update))
+    if not norm < _MAX_UPDATE_NORM:
+        raise ValueError(f"{str(path / CONFIG_NAME)!r}: alpha={config.resolved_alpha:g} (scale {config.scale:g}) makes "
+                         f"the update of {name!r} {norm:.3g} in norm (its base weight's is "
+                         f"{float(module.weight.detach().float().norm()):.3g}), so the logits would be inf/NaN. "
+                         f"Use the alpha the adapter was trained with.")
+
+
+def _regenerated_aux(path: Path, meta: dict, config: LoRAMiniConfig, module: nn.Module, name: str, aux_key: str,
+                     d_in: int, d_out: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The aux factors of `name` drawn again from the seed, checked against the fingerprint saved with them."""
+    fingerprints = meta.get("aux_fingerprint")
+    if not isinstance(fingerprints, dict) or not isinstance(fingerprints.get(name), list):
+        raise ValueError(f"{str(path / CONFIG_NAME)!r} lacks field 'aux_fingerprint' for {name!r} (and the "
+                         f"file stores no aux factors): save the adapter again.")
+    a_aux = layer_aux("A", d_in, d_out, config.a, config.b, config.aux_init, config.projection_seed, aux_key)
+    b_aux = layer_aux("B", d_in, d_out, config.a, config.b, config.aux_init, config.projection_seed, aux_key)
+    want = fingerprints[name]
+    dtype = module.weight.dtype
+    got = aux_fingerprint(a_aux.to(dtype), b_aux.to(dtype))
+    if len(want) != len(got) or not all(isinstance(v, (int, float)) for v in want) or not torch.allclose(
+            torch.tensor(got), torch.tensor(want, dtype=torch.float32), rtol=2e-2, atol=2e-2):
+        raise ValueError(f"The aux factors regenerated for {name!r} do not match the adapter's fingerprint "
+                         f"(seed {config.projection_seed}): the file's projection_seed or aux_init was edited, or "
+                         f"it was saved by another torch RNG or loramini version. Re-save it with "
+                         f"save_projection=True to store the factors.")
+    return a_aux, b_aux
 
 
 def _head_params(model: nn.Module, heads: list[str]) -> dict[str, nn.Parameter]:

@@ -16,7 +16,8 @@ float64 model (so `torch.autograd.gradcheck` works on the layer).
 
 Base layers: `nn.Linear` stores its weight d_out × d_in; transformers' `Conv1D` (GPT-2) stores it d_in × d_out
 (PEFT's `fan_in_fan_out`). `fan_in_fan_out(base)` is the one transpose rule: `dense_weight(base)` is the weight as
-a (d_out × d_in) view for merge and export, and `layer_shape(base)` reads (d_in, d_out) for every caller.
+a (d_out × d_in) view for merge and unmerge, `layer_shape(base)` reads (d_in, d_out) for every caller, and
+`export_peft` sets PEFT's `fan_in_fan_out` from it. The forward calls the base layer itself.
 
 Forward: `LoRAMiniLinear.chain` is the plain four-matmul chain above, the reference. By default the adapter
 path runs through `LoRAMiniFunction`, a custom autograd function that computes the same numbers (tested equal,

@@ -87,8 +87,10 @@ def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     return [g for g in groups if g["params"]]
 
 
-def save_trained(model: nn.Module, method: str, folder: Path) -> Path:
-    """Write what the method trained: LoRA-Mini / PEFT adapter, the whole model, or the head. Returns the folder."""
+def save_trained(model: nn.Module, method: str, folder: Path, progress: bool = True) -> Path:
+    """Write what the method trained: LoRA-Mini / PEFT adapter, the whole model, or the head. Returns the folder.
+
+    `progress=False`: without transformers' "Writing model shards" bar (a run asked for no progress bars)."""
     from safetensors.torch import save_file
 
     from .io import save_adapter
@@ -96,7 +98,16 @@ def save_trained(model: nn.Module, method: str, folder: Path) -> Path:
     if method == "loramini":
         return save_adapter(model, folder)
     if method in PEFT_METHODS or method == "full":
-        model.save_pretrained(folder)
+        from transformers.utils import logging
+
+        bars = logging.is_progress_bar_enabled()
+        if not progress:
+            logging.disable_progress_bar()
+        try:
+            model.save_pretrained(folder)
+        finally:
+            if bars:
+                logging.enable_progress_bar()
         return folder
     tensors = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
     atomic_write(folder / "head.safetensors", lambda tmp: save_file(tensors, tmp))

@@ -65,6 +65,9 @@ def load_model(name_or_path, num_labels: int = 2, **kwargs):
     from transformers import AutoModelForSequenceClassification
 
     local = os.path.isdir(name_or_path)
+    if local:
+        _refuse_pickled_weights(name_or_path)
+    kwargs.setdefault("use_safetensors", True)  # weights from safetensors only: a pickle can run code when loaded
     try:  # a folder, or a hub name already in the cache: no network
         return AutoModelForSequenceClassification.from_pretrained(
             name_or_path, num_labels=num_labels, local_files_only=True, **kwargs)
@@ -78,6 +81,20 @@ def load_model(name_or_path, num_labels: int = 2, **kwargs):
             f"unreachable. Offline options: pass a local model folder (with config.json), or use the offline "
             f"tiny model ('tiny' / loramini.tiny_roberta()).")
     return AutoModelForSequenceClassification.from_pretrained(name_or_path, num_labels=num_labels, **kwargs)
+
+
+def _refuse_pickled_weights(folder) -> None:
+    """ValueError when a model folder's only weights are pickles (pytorch_model.bin, ...): never unpickled here."""
+    from pathlib import Path
+
+    files = [p for p in Path(folder).iterdir() if p.is_file()]
+    if not any(p.name.endswith(".safetensors") for p in files):
+        pickles = sorted(p.name for p in files if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl"))
+        if pickles:
+            raise ValueError(f"{str(Path(folder) / pickles[0])!r} is a pickle file, which can run code when it is "
+                             f"loaded: loramini loads model weights only from safetensors, so it was not loaded. "
+                             f"Convert it on a machine you trust (model.save_pretrained(folder) writes "
+                             f"model.safetensors).")
 
 
 def hub_unreachable_reason(timeout: float = 3.0) -> Optional[str]:

@@ -8,18 +8,15 @@ metrics, adapter, history.json).
     history = train("roberta-base", "sst2", TrainConfig(method="lora", epochs=3, output_dir="out/lora"))
     plot_history(history)
 
-Beside the loop: the settings (`train_config.TrainConfig`, which is a `LoRAMiniConfig` plus the training
-fields), what each method trains (`methods`: loramini, PEFT's lora/vera/tinylora, full, head), the models and
-tasks (`models.build_model`, `tasks.load_task`) and resumable checkpoints (`checkpoint`).
+Beside the loop: the settings (`train_config`: a `LoRAMiniConfig` plus the training fields, and the default
+rates), what each method trains (`methods`), models and tasks (`models.build_model`, `tasks.load_task`) and
+resumable checkpoints (`checkpoint`: rerun with the same output_dir to resume, bit-identically).
 
-Learning rates: one rate per method (the task head uses it too unless `head_lr` is given), `DEFAULT_LR` (or
-`TINY_LR` for the tiny model). LoRA-Mini's first Adam steps lower the loss only sqrt(b/d_out) times as much as
-LoRA's at the same rate (`experiments.first_step_descent_ratio`), so its tuned rate is 3.3x LoRA's. Regression
-heads start at the training labels' mean (`models.start_at_label_mean`): without that, STS-B's 0–5 offset
-swamped the signal.
-
-Checkpoints (`checkpoint_every` optimizer steps, into `output_dir/checkpoints/step-N/`): rerunning with the same
-`output_dir` resumes from the newest complete one and ends exactly where an uninterrupted run would have.
+Learning rates: one per method (the head's too unless `head_lr` is given): `DEFAULT_LR`, or `TINY_LR` on the
+tiny model. LoRA-Mini's first Adam steps lower the loss only sqrt(b/d_out) times as much as LoRA's at the same
+rate (`experiments.first_step_descent_ratio`), so its rate tuned at 188 steps is 3.3x LoRA's; the default keeps a
+margin below that optimum's cliff (see `train_config.DEFAULT_LR`). Regression heads start at the
+labels' mean (`models.start_at_label_mean`): without that, STS-B's 0–5 offset swamped the signal.
 """
 
 from __future__ import annotations
@@ -37,12 +34,14 @@ from torch import nn
 
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 from .counting import ParameterCounts, count_parameters
-from .files import folder_bytes, write_json
+from .files import check_writable_dir, folder_bytes, write_json
 from .inject import HEAD_PATTERN  # noqa: F401  (re-exported: the head-name rule lives with the other name rules)
 from .metrics import evaluate, peak_memory_mb
 from .methods import apply_method, param_groups, save_trained
 from .models import build_model, check_max_length, start_at_label_mean
+from .monitor import STUCK_AFTER_STEPS, label_prior_loss, stuck_message
 from .plots import plot_history  # noqa: F401  (re-exported)
+from .pooling import use_mean_pooling
 from .tasks import TaskSpec, as_task, load_task
 from .train_config import DEFAULT_LR, METHODS, PEFT_METHODS, PRECISIONS, TINY_LR, TrainConfig, resolve_precision
 
@@ -57,7 +56,8 @@ __all__ = ["DEFAULT_LR", "METHODS", "PEFT_METHODS", "PRECISIONS", "TINY_LR", "Ru
 
 
 class TrainingDiverged(ValueError):
-    """The training loss became NaN or infinite: the run stops, and no result or adapter is written."""
+    """The training loss diverged (NaN, infinite, or exploding: `check_divergence`): the run stops, and no
+    result or adapter is written."""
 
 
 @dataclass
@@ -129,10 +129,13 @@ def prepare(model, task, config: TrainConfig, *, tokenizer=None, data_dir=None) 
     """
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
 
     from . import causal_lm
     from .metrics import main_metric
 
+    if config.output_dir:  # an unusable folder found now, not after the training it would lose
+        check_writable_dir(config.output_dir, "output_dir")
     config = config.resolved(tiny=isinstance(model, str) and model == "tiny")
     accelerator = _accelerator(config)
     set_seed(config.seed)
@@ -140,17 +143,20 @@ def prepare(model, task, config: TrainConfig, *, tokenizer=None, data_dir=None) 
     set_seed(config.seed)  # adapter init depends on the seed only, not on what loading consumed
     model = apply_method(model, config)
     counts = count_parameters(model)
-    train_loader, eval_loaders = _loaders(dataset, tokenizer, spec, config, accelerator, causal_lm.is_causal_lm(model))
+    causal = causal_lm.is_causal_lm(model)
+    train_loader, eval_loaders = _loaders(dataset, tokenizer, spec, config, accelerator, causal)
     optimizer = torch.optim.AdamW(param_groups(model, config), weight_decay=config.weight_decay)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     if isinstance(eval_loaders, dict):  # a causal LM's CausalEval scores text, not batches
         eval_loaders = {split: accelerator.prepare(loader) for split, loader in eval_loaders.items()}
     total_updates = math.ceil(len(train_loader) / config.grad_accum_steps) * config.epochs
+    # Not prepared by accelerate (which would step it once per process): one step per optimizer update.
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_updates), total_updates)
     history = {"method": config.method, "task": spec.name, "model": model_name, "config": config.recorded(),
-               "steps": [], "epochs": [], "wall_time_s": 0.0}
-    run = Run(config, accelerator, spec, model, optimizer, _schedule(optimizer, config, total_updates),
-              train_loader, eval_loaders, counts, history, getattr(eval_loaders, "metric_name", None) or main_metric(spec),
-              total_updates)
+               "steps": [], "epochs": [], "wall_time_s": 0.0, "optimizer_steps": total_updates,
+               "label_prior_loss": None if causal else _prior(dataset, spec), "warnings": []}
+    run = Run(config, accelerator, spec, model, optimizer, scheduler, train_loader, eval_loaders, counts, history,
+              getattr(eval_loaders, "metric_name", None) or main_metric(spec), total_updates)
     checkpoint = latest_checkpoint(config.output_dir) if config.resume else None
     if checkpoint is not None:
         _resume(run, checkpoint)
@@ -164,9 +170,13 @@ def prepare(model, task, config: TrainConfig, *, tokenizer=None, data_dir=None) 
 def _accelerator(config: TrainConfig) -> Accelerator:
     """A fresh `Accelerator` for this run's precision, accumulation and seeded shuffling."""
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
     from accelerate.utils import DataLoaderConfiguration
 
-    _reset_accelerate_state()  # another train() in this process may have used another mixed_precision
+    # Forget a previous run's state (its mixed precision, ...) but keep the process group: a notebook can call
+    # train() again with other settings without restarting the kernel.
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
     return Accelerator(
         cpu=not torch.cuda.is_available(),  # on a CPU-only machine this makes torchrun's processes one gloo group
         mixed_precision=resolve_precision(config.mixed_precision),
@@ -185,6 +195,8 @@ def _model_and_data(model, task, config: TrainConfig, tokenizer, data_dir):
     world = task if isinstance(task, SyntheticTask) else None
     built_here = not isinstance(model, nn.Module)
     model, tokenizer = build_model(model, spec, tokenizer, dataset, seed=config.seed, world=world)
+    if config.pooling == "mean":
+        use_mean_pooling(model)
     if built_here and spec.is_regression and not is_causal_lm(model):
         start_at_label_mean(model, dataset["train"]["label"])
     check_max_length(model, config.max_length)
@@ -215,25 +227,11 @@ def _loaders(dataset, tokenizer, spec: TaskSpec, config: TrainConfig, accelerato
                                  eval_batch_size=config.eval_batch_size)
 
 
-def _schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, total_updates: int):
-    """Linear warm-up then linear decay to 0. Not prepared by accelerate (which would step it once per
-    process): one step per optimizer update."""
-    from transformers import get_linear_schedule_with_warmup
-
-    return get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_updates), total_updates)
-
-
 def _resume(run: Run, checkpoint: Path) -> None:
     """Load `checkpoint` into the run's model, optimizer and scheduler, and start where it stopped."""
-    config = run.config
-    state = load_checkpoint(run.accelerator, run.model, run.optimizer, run.scheduler, checkpoint, config)
+    state = load_checkpoint(run.accelerator, run.model, run.optimizer, run.scheduler, checkpoint, run.config)
     run.history, run.rng = state["history"], state["rng"]
     run.start_epoch, run.skip_batches, run.global_step = state["epoch"], state["batches_in_epoch"], state["global_step"]
-    needed = run.start_epoch + (1 if run.skip_batches else 0)
-    if needed > config.epochs:  # its weights are past the end of this run: nothing could report them
-        raise ValueError(f"The checkpoint {checkpoint} (step {run.global_step}) is already into epoch {needed}, past "
-                         f"epochs={config.epochs}: resume with epochs >= {needed} (--epochs), or start over with "
-                         f"--no-resume (resume=False).")
     run.accelerator.print(f"Resuming from {checkpoint} (step {run.global_step}).")
 
 
@@ -291,12 +289,42 @@ def _record_step(run: Run, epoch: int, loss: float) -> None:
                                  "lr": run.scheduler.get_last_lr()[0]})
     run.bar.update(1)
     run.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+    if run.global_step == STUCK_AFTER_STEPS:
+        _warn_if_stuck(run)
 
 
-def check_divergence(steps: list[dict], loss: float) -> None:
-    """Raise `TrainingDiverged` if the new step's `loss` says the run diverged: NaN or infinite."""
+def _prior(dataset, spec: TaskSpec) -> Optional[float]:
+    """The training labels' prior loss (`monitor.label_prior_loss`), None for data without a label column."""
+    train = dataset["train"]
+    return label_prior_loss(train["label"], spec.num_labels) if "label" in train.column_names else None
+
+
+def _warn_if_stuck(run: Run) -> None:
+    """Once, at step STUCK_AFTER_STEPS: warn (and record) if the training loss still sits at the label prior."""
+    prior = run.history.get("label_prior_loss")
+    message = prior and stuck_message([s["loss"] for s in run.history["steps"]], prior, run.global_step, run.config.lr)
+    if message:
+        import warnings
+
+        run.history.setdefault("warnings", []).append(message)
+        warnings.warn(message, UserWarning, stacklevel=2)
+
+
+def check_divergence(steps: list[dict], loss: float, window: int = 5, factor: float = 10.0,
+                     floor: float = 10.0) -> None:
+    """Raise `TrainingDiverged` if the new step's `loss` (after the recorded `steps`) says the run diverged.
+
+    The rule: the loss is NaN or infinite, or the mean of the last `window` step losses (this one included) is
+    more than `factor` times the first step's loss (the untrained model's) and above `floor`. A rate far too
+    high sends the loss to 1e7 with every number still finite; an unlucky batch moves a 5-step mean far less.
+    """
     if not math.isfinite(loss):
         raise TrainingDiverged(f"the loss is {loss}.")
+    recent = [s["loss"] for s in steps[-(window - 1):]] + [loss] if window > 1 else [loss]
+    mean, start = sum(recent) / len(recent), steps[0]["loss"] if steps else loss
+    if mean > factor * start and mean > floor:
+        raise TrainingDiverged(f"the mean loss of the last {len(recent)} steps, {mean:.4g}, is more than "
+                               f"{factor:g}x the first step's {start:.4g}.")
 
 
 def _end_epoch(run: Run, epoch: int) -> None:
@@ -338,7 +366,7 @@ def finish(run: Run) -> dict:
     if accelerator.is_main_process:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(config.output_dir or tmp) / ("model" if config.method == "full" else "adapter")
-            save_trained(unwrapped, config.method, folder)
+            save_trained(unwrapped, config.method, folder, progress=config.progress)
             history["adapter_bytes"] = folder_bytes(folder)
             history["adapter_dir"] = str(folder) if config.output_dir else None
         if config.output_dir:
@@ -348,15 +376,7 @@ def finish(run: Run) -> dict:
     return history
 
 
-def _reset_accelerate_state() -> None:
-    """Forget the previous run's AcceleratorState (mixed precision, ...) but keep the process group, so a
-    notebook can call `train` again with other settings without restarting the kernel."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=False)
-    GradientState._reset_state()
-
-
 def history_epoch_loss(history: dict, epoch: int) -> float:
+    """The mean loss of `epoch`'s optimizer steps (NaN if it had none)."""
     losses = [s["loss"] for s in history["steps"] if s["epoch"] == epoch]
     return sum(losses) / len(losses) if losses else float("nan")

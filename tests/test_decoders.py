@@ -199,13 +199,21 @@ def test_sequence_classification_decoder_trains_score_as_the_head(cls, tmp_path)
     torch.testing.assert_close(logits(served, ids), logits(model, ids), rtol=0, atol=1e-5)
 
 
-def test_bf16_llama_trains_with_fp32_factors():
-    model = loramini.inject(tiny_llama(dtype=torch.bfloat16), LoRAMiniConfig(r=4, a=16, b=16, target_modules="all-linear"))
-    layer = model.model.layers[0].self_attn.q_proj
-    assert layer.base.bias is None and layer.A_aux.dtype == torch.bfloat16 and layer.A_train.dtype == torch.float32
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_bf16_decoder_trains_with_fp32_factors_and_merges(family):
+    model = FAMILIES[family]().to(torch.bfloat16)
+    loramini.inject(model, LoRAMiniConfig(r=4, a=16, b=16, target_modules="all-linear"))
+    layer = next(layer for _, layer in loramini.loramini_layers(model))
+    assert layer.A_aux.dtype == torch.bfloat16 and layer.A_train.dtype == torch.float32
+    assert (layer.base.bias is None) is (family == "llama")  # Llama's projections are bias-free
     train_lm(model, steps=2)
     assert layer.B_train.abs().sum() > 0 and layer.B_train.dtype == torch.float32
-    assert logits(model).dtype == torch.bfloat16 and torch.isfinite(logits(model)).all()
+    out = logits(model)
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
+    loramini.merge(model)  # in bf16, through the transposed view for GPT-2's Conv1D
+    assert layer.base.weight.dtype == torch.bfloat16
+    tol = 4 * torch.finfo(torch.bfloat16).eps * out.abs().max().item()
+    torch.testing.assert_close(logits(model).float(), out.float(), rtol=0, atol=tol)
 
 
 # --- shared aux ------------------------------------------------------------------------------------------------

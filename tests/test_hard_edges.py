@@ -355,7 +355,7 @@ def copy_of(run, tmp_path):
 def test_resume_past_the_requested_epochs_is_refused(interrupted, tmp_path):
     out = copy_of(interrupted, tmp_path)
     config = TrainConfig(checkpoint_every=5, output_dir=str(out), **dict(TINY_RUN, epochs=1))
-    with pytest.raises(ValueError, match=r"step 5.*epochs >= 2.*--no-resume"):
+    with pytest.raises(ValueError, match=r"step 5.*epochs=2 \(now 1\).*--no-resume"):
         train("tiny", "synthetic", config)
     assert not (out / "history.json").exists()
 
