@@ -24,6 +24,7 @@ output folder under --work-dir).
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 import time
@@ -69,6 +70,14 @@ def run_one(args, method: str, seed: int) -> dict:
     return {**results_of(history), "steps": history["steps"]}
 
 
+def neutral(result: dict, args) -> dict:
+    """`result` with this machine's folders replaced by placeholders (the files are committed and shown in notebook 05)."""
+    text = json.dumps(result)
+    for path, name in ((args.work_dir, "<work dir>"), (args.model, "<SmolLM2 folder>"), (args.data_dir, "<GLUE folder>")):
+        text = text.replace(str(Path(path)), name).replace(str(path), name)
+    return {**json.loads(text), "adapter_dir": None}
+
+
 def main(argv=None) -> int:
     from loramini.io import write_json
 
@@ -96,7 +105,7 @@ def main(argv=None) -> int:
                       settings={k: v for k, v in vars(args).items() if k not in ("runs", "model", "data_dir", "work_dir")},
                       machine=f"{platform.machine()} CPU, torch threads {torch.get_num_threads()}, shared with other jobs",
                       run_wall_s=time.perf_counter() - started)
-        write_json(out, result)
+        write_json(out, neutral(result, args))
         print(f"{out.name}: {result['final']} in {result['run_wall_s']:.0f} s", flush=True)
     return 0
 

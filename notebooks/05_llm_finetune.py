@@ -258,7 +258,10 @@ print({k: round(v, 3) for k, v in before.items()})
 # NBVAL_CHECK_OUTPUT
 SMOL_BLOCK = {"q_proj": (576, 576), "k_proj": (576, 192), "v_proj": (576, 192), "o_proj": (576, 576),
               "gate_proj": (576, 1536), "up_proj": (576, 1536), "down_proj": (1536, 576)}  # (d_in, d_out)
+print(f"{len(SMOL_BLOCK)} linear layers per block")
 
+# %%
+# NBVAL_CHECK_OUTPUT
 # Exercise 2: LoRA-Mini's trainable numbers in one SmolLM2 block
 # LoRA-Mini with r = 8, a = b = 32 on all seven linear layers. How many numbers does one block train?
 # Set `mini_block` (an int).
@@ -413,7 +416,7 @@ for method in ("base", "loramini", "lora", "vera"):
                   "completion loss": summary([s["completion_loss"] for s in scores]),
                   "exact match": summary([s["exact_match"] for s in scores]),
                   "trainable": (done[0].get("params") or {}).get("trainable", 0),
-                  "CPU minutes per run": round(sum(r["run_wall_s"] for r in done) / len(done) / 60, 1)})
+                  "wall minutes per run": round(sum(r["run_wall_s"] for r in done) / len(done) / 60, 1)})
 if results:
     first = results[0]
     print("command:", first["command"], "\nsettings:", first["settings"], "\nmachine:", first["machine"])
