@@ -28,6 +28,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -180,14 +181,29 @@ def _client_class():
     return Client
 
 
-def run_kernel(nb, scratch: sandbox.Scratch, limits: sandbox.Limits) -> tuple[dict, Optional[str]]:
-    """Execute `nb` (in place) in a sandboxed kernel. Returns ({cell index: (status, ename)}, problem), problem
-    being None or one line (timed out / the kernel died)."""
+def _kernel_manager(scratch: sandbox.Scratch, hide: list):
+    """A python3 kernel manager whose command runs inside the sandbox's namespaces (when available)."""
+    import copy as _copy
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    km = AsyncKernelManager(kernel_name="python3")  # async: nbclient notices a killed kernel while it waits
+    spec = _copy.copy(km.kernel_spec)
+    spec.argv = sandbox.wrap(spec.argv, scratch.root, hide)
+    km._kernel_spec = spec
+    return km
+
+
+def run_kernel(nb, scratch: sandbox.Scratch, limits: sandbox.Limits, hide: Optional[list] = None) \
+        -> tuple[dict, Optional[str]]:
+    """Execute `nb` (in place) in a sandboxed kernel that cannot see the folders `hide`. Returns
+    ({cell index: (status, ename)}, problem), problem being None or one line (timed out / the kernel died)."""
     sandbox.become_subreaper()
     since = sandbox.now_ticks()
     dog = sandbox.Watchdog(limits.timeout, scratch, since)
-    client = _client_class()(nb, timeout=int(limits.timeout) + 60, kernel_name="python3", allow_errors=True,
-                             interrupt_on_timeout=False, shutdown_kernel="immediate", startup_timeout=120)
+    client = _client_class()(nb, km=_kernel_manager(scratch, hide or []), timeout=int(limits.timeout) + 60,
+                             kernel_name="python3", allow_errors=True, interrupt_on_timeout=False,
+                             shutdown_kernel="immediate", startup_timeout=120)
     client.replies = {}
 
     def started(**_):
@@ -197,16 +213,26 @@ def run_kernel(nb, scratch: sandbox.Scratch, limits: sandbox.Limits) -> tuple[di
             pass
     client.on_notebook_start = started
     problem = None
+    failed = []
+
+    def execute():
+        try:
+            # The kernel's own stdout/stderr go nowhere: a submission does not write on the instructor's terminal.
+            client.execute(cwd=str(scratch.work), env=scratch.env({"LORAMINI_GRADING": "1"}),
+                           preexec_fn=sandbox.preexec(limits), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except Exception as err:  # DeadKernelError, a start failure: the cells not run say so
+            failed.append(type(err).__name__)
+    worker = threading.Thread(target=execute, daemon=True)
     dog.start()
-    try:
-        # The kernel's own stdout/stderr go nowhere: a submission does not write on the instructor's terminal.
-        client.execute(cwd=str(scratch.work), env=scratch.env({"LORAMINI_GRADING": "1"}),
-                       preexec_fn=sandbox.preexec(limits), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    except Exception as err:  # DeadKernelError, a start failure: the cells not run say so
-        problem = None if dog.fired else f"the kernel stopped ({type(err).__name__})"
-    finally:
-        dog.stop()
-        sandbox.kill_all(dog.leader, scratch.marker, since)
+    worker.start()
+    # nbclient stops when the watchdog kills the kernel; should it ever wait on a dead kernel, the batch goes on.
+    worker.join(limits.timeout + 120)
+    dog.stop()
+    sandbox.kill_all(dog.leader, scratch.marker, since)
+    if worker.is_alive() and not dog.fired:
+        problem = "the kernel stopped answering"
+    elif failed and not dog.fired:
+        problem = f"the kernel stopped ({failed[0]})"
     if dog.fired:
         problem = f"timed out after {limits.timeout:g} s"
     return client.replies, problem
@@ -251,9 +277,10 @@ def grade_submission(path: Path, solution_path: Path, solution_nb, limits: Optio
 
     limits = limits or sandbox.Limits()
     nb, graded, preset, plan = graded_notebook(solution_nb, nbformat.read(path, as_version=4))
-    scratch = sandbox.Scratch.create([Path(solution_path).parent, Path(path).parent] + list(avoid or []))
+    hide = [Path(solution_path).parent, Path(path).parent] + list(avoid or [])
+    scratch = sandbox.Scratch.create(hide)
     try:
-        replies, problem = run_kernel(nb, scratch, limits)
+        replies, problem = run_kernel(nb, scratch, limits, hide)
         verdicts = run_judge(plan, scratch)
     finally:
         scratch.remove()
@@ -294,6 +321,11 @@ def grade(submissions: list, solutions: Path, student_from: str = "path", notebo
 
     out = out or sys.stdout
     limits = limits or sandbox.Limits(timeout=timeout)
+    if executed:
+        Path(executed).mkdir(parents=True, exist_ok=True)
+    if not sandbox.isolation():
+        print("warning: no user namespaces here (util-linux unshare): submissions run as plain processes and can "
+              "read any file of yours by absolute path; see docs/teaching.md", file=sys.stderr)
     sols = {p.name: nbformat.read(p, as_version=4) for p in solution_notebooks(solutions)}
     sols = {name: (nb, exercises(nb)) for name, nb in sols.items()}
     rows = []
@@ -305,8 +337,9 @@ def grade(submissions: list, solutions: Path, student_from: str = "path", notebo
         solution = _match_solution(path, sub, sols, notebook)
         who = student_id(path, student_from)
         keep = Path(executed) / f"{_safe(who)}__{Path(solution).stem}.ipynb" if executed else None
+        # Every submission's folder and the executed notebooks (other students' code) are hidden too.
         found = grade_submission(path, Path(solutions) / solution, sols[solution][0], limits, keep,
-                                 [Path(s).parent for s in submissions])
+                                 [Path(s).parent for s in submissions] + ([Path(executed)] if executed else []))
         auto = [r for r in found if r["passed"] is not None]
         print(f"{who} ({path} → {Path(solution).stem}): {sum(r['passed'] for r in auto)}/{len(auto)} exercises "
               f"pass", file=out)

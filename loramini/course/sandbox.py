@@ -1,5 +1,11 @@
 """Running one submission's kernel at arm's length (process level, not a container).
 
+* where Linux allows it (util-linux `unshare` and user namespaces), the kernel runs in its own user, mount
+  and PID namespaces: the solutions and submission folders are covered by an empty tmpfs (unreadable even
+  by absolute path), every file system but the scratch folder is read-only, /proc shows only the
+  submission's processes, and when the kernel ends every process it started ends with it (the namespace's
+  init is gone). Without them the kernel runs as a plain process and
+  only the measures below hold; `isolation()` says which;
 * a throwaway folder per submission, outside the solutions (the system's temp folder): the kernel's working
   folder and HOME, removed afterwards; nothing but the graded notebook's cells reaches it;
 * a minimal environment: PATH, LANG, the thread and offline settings, PYTHONPATH (without relative entries)
@@ -103,6 +109,62 @@ class Scratch:
             os.chmod(path, stat.S_IRWXU) if os.path.lexists(path) and not os.path.islink(path) else None
             func(path)
         shutil.rmtree(self.root, onerror=unlock)
+
+
+# ---------------------------------------------------------------- namespaces
+_UNSHARE = ["unshare", "--user", "--map-current-user", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child"]
+# Inside the namespaces, before the kernel starts: the scratch folder ($1) stays writable, an empty tmpfs covers
+# each folder given before "--", every other mount becomes read-only, /dev/shm a fresh tmpfs; then the kernel.
+_SETUP_NS = r"""
+scratch="$1"; shift
+mount --bind "$scratch" "$scratch"
+while [ "$1" != "--" ]; do [ -d "$1" ] && mount -t tmpfs -o size=4k,mode=000 none "$1"; shift; done; shift
+for mp in $(awk '{print $5}' /proc/self/mountinfo | sort -r); do
+  case "$mp" in "$scratch"|/proc|/proc/*|/dev|/dev/*|/sys|/sys/*) continue;; esac
+  mount -o remount,bind,ro "$mp" 2>/dev/null
+done
+mount -t tmpfs -o size=256m none /dev/shm 2>/dev/null
+exec "$@"
+"""
+_ISOLATION: Optional[bool] = None
+
+
+def isolation() -> bool:
+    """True when kernels can run in their own user, mount and PID namespaces (tried once)."""
+    global _ISOLATION
+    if _ISOLATION is None:
+        import subprocess
+
+        try:
+            with tempfile.TemporaryDirectory() as scratch:
+                done = subprocess.run(_UNSHARE + ["sh", "-c", _SETUP_NS, "sh", scratch, "--", "sh", "-c",
+                                                  f"touch {scratch}/w && ! touch {scratch}/../w 2>/dev/null"],
+                                      capture_output=True, timeout=30)
+            _ISOLATION = done.returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            _ISOLATION = False
+    return _ISOLATION
+
+
+def hideable(folder: Path) -> bool:
+    """A folder can be covered when it holds neither the Python environment nor the loramini package."""
+    import sys
+
+    import loramini
+
+    folder = Path(folder).resolve()
+    needed = [Path(sys.prefix), Path(sys.base_prefix), Path(loramini.__file__).resolve().parent,
+              Path(tempfile.gettempdir())]
+    return folder != Path("/") and not any(n.resolve().is_relative_to(folder) for n in needed)
+
+
+def wrap(argv: list, scratch: Path, hide: list) -> list:
+    """The kernel's command, run inside namespaces (when `isolation()`) where only `scratch` is writable and the
+    folders `hide` are empty (those that hold the environment or the package stay visible, see `hideable`)."""
+    if not isolation():
+        return list(argv)
+    folders = sorted({str(Path(h).resolve()) for h in hide if hideable(h)})
+    return _UNSHARE + ["sh", "-c", _SETUP_NS, "sh", str(Path(scratch).resolve()), *folders, "--", *argv]
 
 
 # ---------------------------------------------------------------- finding and killing what a submission started
