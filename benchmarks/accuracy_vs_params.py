@@ -11,11 +11,15 @@ method's tuned rate over `--seeds` seeds and is reported on the validation set a
 encoder's linear probe (scikit-learn, mean-pooled and [CLS] features, same training rows and seeds) and, for pair
 regression, the zero-shot cosine of its sentence embeddings are added as references. Each training run is cached
 as one JSON file under `--cache`, so an interrupted run resumes, and the JSON is rewritten after every task.
+A cached number is reused only for the same settings, the same model files (`model_identity`: not the label) and
+the same declared code version (`RUN_VERSION` for training runs, `PROBE_VERSION` for the references; bump one
+when a change gives other numbers for the same settings). A run that diverges is cached and reported as
+diverged, never selected. Every flag is checked before any work: a bad one is one line and exit status 2, a
+failure while running one line and exit status 1.
 """
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 from pathlib import Path
@@ -86,18 +90,29 @@ def probe_references(model_name: str, task: str, data_dir, max_train_samples, ma
     return refs
 
 
+PROBE_VERSION = 1  # bump when probe_references gives other numbers for the same settings (as RUN_VERSION)
+
+
 def cached_references(args, task: str, cache: Path) -> dict:
-    """`probe_references` for this task and budget, computed once and kept beside the training runs."""
+    """`probe_references` for this task, budget and model, computed once and kept beside the training runs.
+
+    The file is keyed by the model's identity (its folder and a hash of its files, `model_identity`), not by
+    `--model-label`: another model under the same label computes its own references."""
     import json
 
-    from loramini.ablation import cell_key
+    from loramini.ablation import cell_key, model_identity
     from loramini.io import write_json
 
     key = {"task": task, "max_train_samples": args.max_train_samples, "max_length": args.max_length,
-           "seeds": args.seeds, "model": args.model_label or args.model}
+           "seeds": args.seeds, "model": model_identity(args.model), "data_dir": args.data_dir,
+           "probe_version": PROBE_VERSION}
     path = cache / f"references-{cell_key(key)}.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        try:
+            return json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:
+            print(f"{path}: unreadable cached references ({str(err).splitlines()[0]}); computing them again.",
+                  file=sys.stderr)
     refs = probe_references(args.model, task, args.data_dir, args.max_train_samples, args.max_length, args.seeds)
     write_json(path, refs)
     return refs
@@ -107,7 +122,13 @@ def run_seconds(cache: str) -> float:
     """Total wall time of every cached training run (what regenerating the file from scratch costs)."""
     import json
 
-    return sum(json.loads(f.read_text())["result"].get("wall_time_s", 0) for f in Path(cache).rglob("cell-*.json"))
+    total = 0.0
+    for f in Path(cache).rglob("cell-*.json"):
+        try:
+            total += json.loads(f.read_text())["result"].get("wall_time_s") or 0
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, RecursionError):
+            continue  # an unreadable cell is rerun (and warned about) by the protocol
+    return total
 
 
 def command_line(argv) -> str:
@@ -119,25 +140,72 @@ def command_line(argv) -> str:
     return "python benchmarks/accuracy_vs_params.py " + " ".join(a if a.startswith("$") else shlex.quote(a) for a in args)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser():
+    """The command line; `--help` lists it. Bad values are one line and exit status 2."""
+    from loramini.cli import OneLineParser, _number
+
+    parser = OneLineParser(prog="python benchmarks/accuracy_vs_params.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="tiny", help="'tiny' (offline) or a model folder / hub name")
     parser.add_argument("--task", nargs="+", default=["synthetic-rank"], help="tasks (GLUE names or synthetic-*)")
     parser.add_argument("--model-label", default=None, help="name of the model in the results (default: folder name)")
     parser.add_argument("--data-dir", default=None, help="local GLUE folder (GLUE's TSV layout)")
-    parser.add_argument("--max-train-samples", type=int, default=2000)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--tune-seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--methods", nargs="+", default=["loramini", "lora", "head", "full", "vera", "tinylora"])
+    parser.add_argument("--max-train-samples", type=_number(int, positive=True), default=2000)
+    parser.add_argument("--epochs", type=_number(int, positive=True), default=2)
+    parser.add_argument("--max-length", type=_number(int, positive=True), default=64)
+    parser.add_argument("--batch-size", type=_number(int, positive=True), default=16)
+    parser.add_argument("--seeds", type=_number(int), nargs="+", default=[0, 1, 2],
+                        help="at least 3 distinct seeds per reported setting")
+    parser.add_argument("--tune-seeds", type=_number(int), nargs="+", default=[0])
+    parser.add_argument("--methods", nargs="+", choices=list(LR_GRIDS),
+                        default=["loramini", "lora", "head", "full", "vera", "tinylora"])
     parser.add_argument("--no-figure", action="store_true", help="reference shapes only, no r / (a, b) variants")
     parser.add_argument("--references-only", action="store_true", help="only the probe and zero-shot references")
     parser.add_argument("--cache", default="outputs/accuracy-vs-params", help="one JSON file per training run")
     parser.add_argument("--out", default=str(RESULTS / "accuracy-vs-params.json"))
-    args = parser.parse_args(argv)
+    return parser
 
+
+def check_args(parser, args) -> None:
+    """Every flag checked before any work starts: a bad one is one line and exit status 2."""
+    from loramini.ablation import check_task, model_identity, output_problem
+    from loramini.experiments import check_seeds
+
+    for flag, seeds, minimum in (("--seeds", args.seeds, 3), ("--tune-seeds", args.tune_seeds, 1)):
+        try:
+            check_seeds(seeds, flag, minimum)
+        except ValueError as err:
+            parser.error(f"{flag} {' '.join(map(str, seeds))}: {str(err).split(': ', 1)[1]}")
+    for task in args.task:
+        try:
+            check_task(task)
+        except ValueError as err:
+            parser.error(f"--task {task}: {err}")
+    try:
+        model_identity(args.model)
+    except ValueError as err:
+        parser.error(f"--model: {err}")
+    for flag, path, folder in (("--out", args.out, False), ("--cache", args.cache, True)):
+        problem = output_problem(path, folder)
+        if problem:
+            parser.error(f"{flag}: {problem}")
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_args(parser, args)
+    try:
+        return run(args, argv)
+    except (ValueError, TypeError, OSError, ConnectionError, KeyError) as err:  # one line, as the package's CLI
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted (rerun the same command to resume)", file=sys.stderr)
+        return 130
+
+
+def run(args, argv) -> int:
     tiny = args.model == "tiny"
     hidden = 64 if tiny else 384 if "minilm" in args.model.lower() else 768
     model_label = args.model_label or ("tiny" if tiny else Path(args.model).name or args.model)

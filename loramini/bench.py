@@ -33,13 +33,11 @@ import random
 import statistics
 import tempfile
 import time
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -159,17 +157,15 @@ def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
 
 # ----------------------------------------------------------------------------------------------- variants
 def simple_chain(layer: LoRAMiniLinear, x: torch.Tensor) -> torch.Tensor:
-    """The adapter path as four plain `F.linear` calls under autograd (the "before" of LoRAMiniFunction)."""
-    h = F.linear(layer.dropout(x), layer.A_aux.to(x.dtype))  # (..., a)
-    h = F.linear(h, layer.A_train.to(h.dtype))  # (..., r)
-    h = F.linear(h, layer.B_train.to(h.dtype))  # (..., b)
-    return F.linear(h, layer.B_aux.to(h.dtype)) * layer.scale  # (..., d_out)
+    """The adapter path as four plain matmuls under autograd (`LoRAMiniLinear.chain`, the "before" of
+    LoRAMiniFunction), with the layer's dropout."""
+    return layer.chain(layer.dropout(x))
 
 
 def use_simple_chain(model: nn.Module) -> nn.Module:
-    """Make every LoRA-Mini layer of `model` run `simple_chain` (an instance override; for benchmarks)."""
+    """Make every LoRA-Mini layer of `model` run the plain chain (`lean_backward = False`)."""
     for _, layer in loramini_layers(model):
-        layer.adapter_forward = types.MethodType(simple_chain, layer)
+        layer.lean_backward = False
     return model
 
 
@@ -607,6 +603,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = p.parse_args(argv)
     if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
         p.error(f"--device {args.device}: torch.cuda.is_available() is False; run on a GPU machine or use --device cpu")
+    from .ablation import output_problem
+
+    problem = output_problem(args.out)
+    if problem:  # found now, not after minutes of measuring
+        p.error(f"--out: {problem}")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

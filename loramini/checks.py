@@ -16,8 +16,11 @@ Rules every check follows:
 * **No library shortcuts.** Where the exercise is to write the code, the package's own implementation
   (`LoRAMiniLinear.forward`, `adapter_forward`, `delta_weight`, `merge`, …) raises while the student's
   function runs.
+* **Hints teach, they do not hand out the answer.** A hint names the mistake and the idea to use (which factor,
+  which term, which way round), never the expected value, shape or finished formula, so that trying a few
+  answers against the hints does not replace working it out.
 * **Grading mode** (`LORAMINI_GRADING=1` or `checks.grading_mode(True)`): hints stay terse and never contain a
-  number, so a graded run reveals no values.
+  value, so a graded run reveals nothing (a few fixed phrases such as "above 1" or "n − 1" are not values).
 
 In a notebook a failing check shows only its hint (see `CheckFailed._render_traceback_`), not a traceback.
 The module keeps no state that a re-import would lose: `importlib.reload(checks)` gives fresh checks (a
@@ -43,6 +46,8 @@ from . import inject as _inject
 from .layer import LoRAMiniFunction, LoRAMiniLinear
 
 _NUMBER = re.compile(r"(?<![A-Za-z_\d])\d")  # a number, not a digit inside a name like W0 or float32
+# Numbers that state a fact of the method, not a value of any answer: kept in grading mode.
+_NOT_A_VALUE = re.compile(r"\b(?:above|below|larger than|smaller than) 1\b|n − 1|ddof=1|95%")
 _GRADING = os.environ.get("LORAMINI_GRADING", "").strip().lower() not in ("", "0", "false", "no")
 
 
@@ -80,10 +85,11 @@ def _ok(message: str) -> None:
 
 def _fail(hint: str, terse: Optional[str] = None):
     """Raise CheckFailed(hint). In grading mode the terse form is used, and any hint holding a number is
-    replaced by a generic one, so no value leaks (digits inside names such as W0 or float32 are fine)."""
+    replaced by a generic one, so no value leaks (digits inside names such as W0 or float32, and the fixed
+    phrases of `_NOT_A_VALUE` such as "above 1", are fine)."""
     if _GRADING:
         hint = terse if terse is not None else hint
-        if _NUMBER.search(hint):
+        if _NUMBER.search(_NOT_A_VALUE.sub("", hint)):
             hint = "Not right yet. Re-read the exercise and check each term."
     raise CheckFailed(hint)
 
@@ -191,14 +197,16 @@ def check_adapter_bytes(answer, n_params: int, dtype: torch.dtype = torch.float3
             _fail(f"You left out the {name} ({count:,} numbers): the file stores it too.",
                   f"You left out the {name}: the file stores it too.")
     if _is(answer, right * 8):
-        _fail(f"That is bits, not bytes: a {dtype_name} number is {size * 8} bits = {size} bytes, so divide by 8.",
+        _fail(f"That is bits, not bytes: a {dtype_name} number is {size * 8} bits, and a byte holds eight.",
               "That is bits, not bytes: a byte holds eight bits.")
     if size != 4 and (_is(answer, n_params * 4) or _is(answer, n_params * 32)):
-        _fail(f"That is float32's size (4 bytes a number); a {dtype_name} number takes {size} bytes.",
+        _fail(f"That is float32's size; a {dtype_name} number is smaller: its name says how many bits it has.",
               f"That is float32's size; check how many bytes a {dtype_name} number takes.")
     if _is(answer, n_params):
-        _fail(f"Each number takes {size} bytes in {dtype_name}, not one.", f"Each {dtype_name} number takes more than one byte.")
-    _fail(f"Multiply the number count by the bytes per element of {dtype_name} ({size}).",
+        _fail(f"That counts numbers, not bytes: each {dtype_name} number takes more than one byte.",
+              f"Each {dtype_name} number takes more than one byte.")
+    _fail(f"Bytes = numbers stored × bytes per number. How many bits has a {dtype_name} number (its name says), "
+          f"and how many bits make a byte? (`torch.tensor([], dtype=...).element_size()` tells you too.)",
           f"Multiply the number count by the bytes per element of {dtype_name}.")
 
 
@@ -213,12 +221,17 @@ def check_model_count(answer, layers: dict, r: int, a: Optional[int] = None, b: 
     method = "LoRA-Mini" if mini else "LoRA"
     if _is(answer, right):
         return _ok(f"{method}'s adapter count over every adapted layer of every block.")
-    if n_blocks > 1 and _is(answer, right // n_blocks):
-        _fail(f"That is one block. The model stacks {n_blocks} identical blocks: multiply by {n_blocks}.",
-              "That is one block; the model stacks several identical blocks.")
     names = list(layers)
     missing = [set(names[i] for i in range(len(names)) if mask >> i & 1) for mask in range(1, 2 ** len(names) - 1)]
     missing = [m for m in missing if _is(answer, right - n_blocks * sum(per[n] for n in m))]
+    one_block = n_blocks > 1 and _is(answer, right // n_blocks)
+    if one_block and missing:  # e.g. 2 blocks of 2 layers: one block and one layer per block give the same number
+        _fail("That is a fraction of the count, and two mistakes give it: counting one block only, or leaving "
+              f"adapted layers out of each block. Count every adapted layer ({', '.join(names)}) in every block.",
+              "That is a fraction of the count: count every adapted layer in every block.")
+    if one_block:
+        _fail(f"That is one block. The model stacks {n_blocks} identical blocks: multiply by {n_blocks}.",
+              "That is one block; the model stacks several identical blocks.")
     if missing:
         if mini:  # every layer counts r·(a + b), so only the number of layers can be told apart
             counted = len(names) - len(missing[0])
@@ -273,8 +286,8 @@ def check_head_count(answer, hidden: int, num_labels: int) -> None:
         if _is(answer, dense_w + hidden + hidden * labels + labels):
             _fail(f"Right structure, but the task has {num_labels} labels, not {labels}: out_proj has one output per label.",
                   "Right structure, but check the number of labels: out_proj has one output per label.")
-    _fail(f"Add the two linear layers: dense ({hidden}×{hidden} weight + {hidden} bias) and out_proj "
-          f"({num_labels}×{hidden} weight + {num_labels} bias).",
+    _fail("RoBERTa's head is two linear layers, dense (hidden → hidden) then out_proj (hidden → one output per "
+          "label). Count each one's weight (outputs × inputs) and its bias (one per output), then add the four.",
           "Add the two linear layers, dense and out_proj, each with its weight and its bias.")
 
 
@@ -293,11 +306,11 @@ def check_factor_shapes(shapes: dict, d_in: int, d_out: int, r: int, a: int, b: 
         except (TypeError, ValueError):
             _fail(f"The shape of {name} must be a pair (rows, columns).")
         if got == shape[::-1] and shape[0] != shape[1]:
-            _fail(f"{name} is transposed: it maps {shape[1]} numbers to {shape[0]}, so its shape is {shape}.",
-                  f"{name} is transposed: a factor is (outputs, inputs).")
+            _fail(f"{name} is transposed: a factor that maps n numbers to m numbers is an (m, n) matrix, "
+                  f"(outputs, inputs).", f"{name} is transposed: a factor is (outputs, inputs).")
         if got != shape:
-            _fail(f"{name} has the wrong shape {got}: it must be {shape}. Follow x (d_in) → A_aux → a → A_train → r "
-                  f"→ B_train → b → B_aux → d_out.",
+            _fail(f"{name} has the wrong shape {got}. Follow one token through the chain x → A_aux → A_train → "
+                  f"B_train → B_aux → y: which width goes into {name}, which comes out? Its shape is (outputs, inputs).",
                   f"{name} has the wrong shape. Follow x → A_aux → A_train → B_train → B_aux.")
     return _ok("All four factor shapes: (a×d_in), (r×a), (b×r), (d_out×b).")
 
@@ -376,7 +389,8 @@ def _blocked(targets: list[tuple[object, str]], message: str):
 
 
 def _layer_methods() -> list[tuple[object, str]]:
-    return [(LoRAMiniLinear, "forward"), (LoRAMiniLinear, "adapter_forward"), (LoRAMiniLinear, "delta_weight"),
+    return [(LoRAMiniLinear, "forward"), (LoRAMiniLinear, "adapter_forward"), (LoRAMiniLinear, "chain"),
+            (LoRAMiniLinear, "delta_weight"),
             (LoRAMiniLinear, "merge"), (LoRAMiniLinear, "unmerge"), (LoRAMiniFunction, "apply"),
             (_inject, "merge"), (_inject, "merge_and_unload")] + _package_level(["merge", "merge_and_unload"])
 
@@ -451,17 +465,20 @@ def _unchanged(layer: LoRAMiniLinear, f: dict) -> None:
             _fail(f"Your function changed the layer's {n}: compute the answer without modifying the layer.")
 
 
-def _call(fn: Callable, *args):
-    """Run the student's function; a crash becomes a hint (NotImplementedError passes: the exercise is not done)."""
+_SHAPES_ADVICE = "Check each product's shapes (x @ M.T applies M to rows; F.linear(x, M) does the same)."
+
+
+def _call(fn: Callable, *args, advice: str = _SHAPES_ADVICE):
+    """Run the student's function; a crash becomes a hint (NotImplementedError passes: the exercise is not done).
+    `advice`: what to look at for this exercise (matrix shapes by default)."""
     try:
         return fn(*args)
     except (NotImplementedError, CheckFailed):
         raise
-    except (RuntimeError, TypeError, ValueError, IndexError, AttributeError) as err:
+    except (RuntimeError, TypeError, ValueError, IndexError, AttributeError, KeyError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        _fail(f"Your function raised {type(err).__name__}: {first}. Check each product's shapes "
-              f"(x @ M.T applies M to rows; F.linear(x, M) does the same).",
-              f"Your function raised {type(err).__name__}. Check each product's shapes.")
+        _fail(f"Your function raised {type(err).__name__}: {first}. {advice}",
+              f"Your function raised {type(err).__name__}. {advice}")
 
 
 def check_delta_weight(delta_fn: Callable[[LoRAMiniLinear], torch.Tensor]) -> None:
@@ -488,7 +505,8 @@ def check_delta_weight(delta_fn: Callable[[LoRAMiniLinear], torch.Tensor]) -> No
         _fail("You scaled by alpha; the scale is alpha / r (that is layer.scale).")
     if _close(got + f["W0"], right, dtype) or _close(got, right + f["W0"], dtype):
         _fail("ΔW is the update only: leave the base weight W0 out of it.")
-    _fail("The shape is right but the values are not: check the order B_aux @ B_train @ A_train @ A_aux.")
+    _fail("The shape is right but the values are not: check the order of the product. ΔW acts on x from the left, "
+          "so the factor that acts on x first stands rightmost.")
 
 
 def check_forward(forward_fn: Callable[[LoRAMiniLinear, torch.Tensor], torch.Tensor]) -> None:
@@ -522,6 +540,39 @@ def check_forward(forward_fn: Callable[[LoRAMiniLinear, torch.Tensor], torch.Ten
     if _close(got, base + update * f["r"], dtype):
         _fail("You scaled by alpha; the scale is alpha / r (that is layer.scale).")
     _fail("Shape right, values wrong: check the order of the four factors and where the scale goes.")
+
+
+def check_lora_forward(forward_fn: Callable) -> None:
+    """`forward_fn(x, base, A, B, scale)`: plain LoRA's output base(x) + scale · B A x for x of shape (..., d_in),
+    A (r × d_in), B (d_out × r), base a frozen nn.Linear with a bias."""
+    with _seeded(5), torch.no_grad():
+        base = nn.Linear(12, 10)
+        base.bias.normal_()  # a clearly non-zero bias, so that forgetting it shows
+        A, B = torch.randn(3, 12), torch.randn(10, 3)
+    scale = 2.0
+    x = torch.randn(2, 4, 12, generator=torch.Generator().manual_seed(6))
+    W0, bias = base.weight.detach().double().clone(), base.bias.detach().double().clone()
+    base_out = F.linear(x.double(), W0, bias)
+    update = x.double() @ A.double().T @ B.double().T
+    right = base_out + scale * update
+    with torch.no_grad():
+        raw = _call(forward_fn, x.clone(), base, A.clone(), B.clone(), scale)
+    got = _as_float64(raw, "the layer's output", tuple(right.shape))
+    if got.shape != right.shape:
+        _fail(f"Output shape {tuple(got.shape)}, expected {tuple(right.shape)}: keep the leading dimensions and "
+              f"apply each matrix to the last one.", "The output's shape is wrong: keep the leading dimensions.")
+    if _close(got, right, raw.dtype):
+        return _ok("Your LoRA forward pass equals base(x) + scale · B A x.")
+    if _close(got, scale * update, raw.dtype):
+        _fail("You return only the update: add the frozen layer's output, base(x).")
+    if _close(got, base_out, raw.dtype):
+        _fail("You return only the frozen layer's output: the update B A x is missing.")
+    if _close(got, base_out + update, raw.dtype):
+        _fail("The update is not scaled: multiply it by scale (alpha / r).")
+    if _close(got, right - bias, raw.dtype):
+        _fail("The bias is missing: base(x) includes it (x @ W0.T alone does not).")
+    _fail("Shape right, values wrong: A acts first (d_in → r), then B (r → d_out); with x's rows as tokens that is "
+          "x @ A.T, then @ B.T.", "Shape right, values wrong: A acts first, then B.")
 
 
 def _ref_grad_B_train(f: dict, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -566,8 +617,9 @@ def check_grad_B_train(grad_fn: Callable[[LoRAMiniLinear, torch.Tensor, torch.Te
         _fail("You scaled by alpha; the scale is alpha / r (that is layer.scale).")
     if _close(got * x.shape[0], right, dtype):
         _fail("Sum over the tokens, do not average: the loss gradient g is already per token.")
-    _fail("Shape right, values wrong: dL/dB_train = scale · (g @ B_aux).T @ (x @ A_aux.T @ A_train.T), the "
-          "gradient arriving at B_train's output times its input, summed over tokens.",
+    _fail("Shape right, values wrong. For a linear map z = W h (one token) dL/dW = (dL/dz) hᵀ, summed over "
+          "tokens. So find two things: h, what B_train receives (x after the factors that act before it), and "
+          "dL/dz, the gradient at B_train's output (g carried back through what acts after it, scale included).",
           "Shape right, values wrong: multiply the gradient at B_train's output by B_train's input, summed over tokens.")
 
 
@@ -588,17 +640,18 @@ def check_lora_export(export_fn: Callable[[LoRAMiniLinear], tuple]) -> None:
     if tuple(A.shape) == (d_out, r) and tuple(B.shape) == (r, d_in):
         _fail("A and B are swapped: return (A, B) with A = A_train @ A_aux (r × d_in) first.")
     if tuple(A.shape) != (r, d_in):
-        _fail(f"A has shape {tuple(A.shape)}, expected (r, d_in) = {(r, d_in)}: A = A_train @ A_aux, the two "
-              f"factors that act first.", "A must be (r, d_in): the two factors that act first.")
+        _fail(f"A has shape {tuple(A.shape)}; like lora_A it must map d_in to r: the product of the two factors "
+              f"that act first.", "A must be (r, d_in): the two factors that act first.")
     if tuple(B.shape) != (d_out, r):
-        _fail(f"B has shape {tuple(B.shape)}, expected (d_out, r) = {(d_out, r)}: B = B_aux @ B_train.",
-              "B must be (d_out, r): the two factors that act last.")
+        _fail(f"B has shape {tuple(B.shape)}; like lora_B it must map r to d_out: the product of the two factors "
+              f"that act last.", "B must be (d_out, r): the two factors that act last.")
     product = f["scale"] * (B @ A)
     if _close(product, right, got[0].dtype):
         return _ok("scale · B @ A equals ΔW: the adapter as an ordinary rank-r LoRA.")
     if _close(product, right * f["scale"], got[0].dtype):
         _fail("The scale is counted twice: PEFT multiplies B @ A by lora_alpha / r itself, so leave it out of A and B.")
-    _fail("Shapes right, values wrong: A = A_train @ A_aux and B = B_aux @ B_train (mind the order).")
+    _fail("Shapes right, values wrong: A is the product of the two factors that act first, B of the two that act "
+          "last (mind the order inside each product).")
 
 
 # ---------------------------------------------------------------- whole models
@@ -648,7 +701,8 @@ def check_merge_and_unload(unload_fn: Callable[[nn.Module], nn.Module]) -> None:
         no_bias = _toy_forward(_ref_merged(model, refs, bias=False), x.double())
     with _blocked(_layer_methods(), "write the swap yourself: the package's merge methods are switched off "
                   "in this check"), torch.no_grad():
-        out = _call(unload_fn, model)
+        out = _call(unload_fn, model, advice="Walk list(model.named_modules()), and for each LoRAMiniLinear build an "
+                    "nn.Linear of the same widths and set it on the parent module.")
     if out is None:
         out = model  # changed in place and returned nothing: fine
     if not isinstance(out, nn.Module):
@@ -717,7 +771,8 @@ def check_train_step(step_fn: Callable) -> None:
     start = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     model.forward = lambda x: _toy_forward(model, x)  # so that model(x) works in the student's step
     for i, (x, y) in enumerate(batches):
-        loss = _call(step_fn, model, opt, x.clone(), y.clone())
+        loss = _call(step_fn, model, opt, x.clone(), y.clone(), advice="The step gets (model, optimizer, x, y): "
+                     "the prediction is model(x), compared with y by F.mse_loss.")
         now = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
         if i == 0 and all(torch.equal(now[n], start[n]) for n in now):
             _fail("The parameters did not move: call optimizer.step() after loss.backward().")
@@ -758,7 +813,8 @@ def check_adapter_counter(count_fn: Callable) -> None:
         right = sum(per)
         with _blocked(shortcuts, "walk the model yourself: the package's counting helpers are switched off "
                       "in this check"):
-            got = _call(count_fn, model, list(targets), r, a, b)
+            got = _call(count_fn, model, list(targets), r, a, b, advice="Walk model.named_modules(), keep the "
+                        "nn.Linear layers whose name matches a target, and use their in_features and out_features.")
         what = f"targets={targets}, r={r}" + ("" if a is None else f", a={a}, b={b}")
         if _number(got) is None:
             _fail(f"Return a number; got {type(got).__name__} for {what}.", "Return a number.")
@@ -807,7 +863,8 @@ def check_confidence_interval(ci_fn: Callable) -> None:
         t = torch.tensor(values, dtype=torch.float64)
         mean, sd = t.mean().item(), t.std(unbiased=True).item()
         half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
-        got = _call(ci_fn, list(values))
+        got = _call(ci_fn, list(values), advice="The function gets a plain list of numbers: convert it "
+                    "(np.asarray) before arithmetic, and return two numbers (low, high).")
         try:
             low, high = (_number(v) for v in got)
         except (TypeError, ValueError):
@@ -887,7 +944,9 @@ def check_rank_average(average_fn: Callable, metric: str = "accuracy") -> None:
                           metric: [0.60, 0.70, 0.72, 0.78, 0.80, 0.84, 0.65, 0.74, 0.82], "cached": [False] * 9})
     table = table.sample(frac=1.0, random_state=0).reset_index(drop=True)  # order must not matter
     right = table.groupby("r")[metric].mean()
-    got = _call(average_fn, table.copy(), metric)
+    got = _call(average_fn, table.copy(), metric, advice=(
+        "The table is a pandas DataFrame with columns r, ab, the metric and a non-numeric column: group the rows by "
+        "'r' and average only the metric's column (table.groupby('r')[metric]), not the whole table."))
     if isinstance(got, pd.DataFrame):
         if metric in got.columns:
             got = got.set_index("r")[metric] if "r" in got.columns else got[metric]
@@ -930,6 +989,34 @@ def check_ablation_table(table, metric: str, min_ranks: int = 3) -> None:
     return _ok("The ablation table has the rank column, enough ranks and finite metric values.")
 
 
+def check_equal_cost_comparison(table, metric: str = "metric", min_seeds: int = 3) -> None:
+    """LoRA against LoRA-Mini at equal cost: a DataFrame with one row per run and columns `method` ("lora" or
+    "loramini"), `seed`, `adapter_params` and `metric`; both methods, ≥ `min_seeds` seeds each, one adapter
+    count per method, the same for both, finite metric values."""
+    columns = list(getattr(table, "columns", []))
+    missing = [c for c in ("method", "seed", "adapter_params", metric) if c not in columns]
+    if missing:
+        _fail(f"The table needs the columns method, seed, adapter_params and {metric}; missing: {missing}.",
+              "The table needs the columns method, seed, adapter_params and the metric.")
+    methods = set(table["method"])
+    if methods != {"lora", "loramini"}:
+        _fail(f"Compare exactly two methods, 'lora' and 'loramini'; the table has {sorted(methods)}.")
+    for method, rows in table.groupby("method"):
+        if rows["seed"].nunique() < min_seeds:
+            _fail(f"{method} has {rows['seed'].nunique()} seed(s): run at least {min_seeds}, or no interval can "
+                  f"tell the methods apart.", f"{method}: run more seeds, or no interval can tell the methods apart.")
+        if rows["adapter_params"].nunique() != 1:
+            _fail(f"{method} mixes shapes with different adapter counts: compare one shape per method.")
+    counts = table.groupby("method")["adapter_params"].first()
+    if counts["lora"] != counts["loramini"]:
+        _fail(f"Not the same cost: LoRA trains {counts['lora']:,} adapter numbers, LoRA-Mini {counts['loramini']:,}. "
+              f"LoRA costs r·(d_in + d_out) per adapted matrix, LoRA-Mini r·(a + b): pick shapes that make them equal.",
+              "Not the same cost: pick shapes whose adapter counts are equal.")
+    if not table[metric].map(lambda v: isinstance(_number(v), (int, float)) and math.isfinite(_number(v))).all():
+        _fail(f"Some {metric} values are missing or not finite: did a run diverge?")
+    return _ok("LoRA and LoRA-Mini at the same number of adapter numbers, over enough seeds to compare.")
+
+
 __all__ = ["CheckFailed", "grading_mode"] + sorted(n for n in list(globals()) if n.startswith("check_"))
 
 
@@ -955,7 +1042,8 @@ def check_unresolved(verdict_fn: Callable) -> None:
     for values_a, values_b in cases:
         (lo_a, hi_a), (lo_b, hi_b) = _ci95(values_a), _ci95(values_b)
         right = bool(lo_a <= hi_b and lo_b <= hi_a)
-        got = _call(verdict_fn, list(values_a), list(values_b))
+        got = _call(verdict_fn, list(values_a), list(values_b), advice="Each argument is a plain list of scores, "
+                    "one per seed: compute each list's 95% interval, then compare the two intervals.")
         if isinstance(got, (np.bool_, torch.Tensor)) and np.asarray(got).size == 1:
             got = bool(got)
         if not isinstance(got, bool):
@@ -979,10 +1067,22 @@ def check_unresolved(verdict_fn: Callable) -> None:
     return _ok("Your verdict matches the 95% intervals on every pair tried.")
 
 
-def check_lr_ratio(answer, d_out: int, b: int) -> None:
+_RATIO_SHAPES = [(384, 32), (768, 32), (64, 16), (1024, 48)]  # (d_out, b): the models of 04, and two more
+
+
+def check_lr_ratio(answer, d_out: int = 384, b: int = 32) -> None:
     """The learning-rate ratio LoRA-Mini / LoRA that makes Adam's first step lower a loss equally:
     sqrt(d_out / b) (LoRA's B has d_out·r numbers, LoRA-Mini's B_train b·r, each gradient entry of the latter
-    being a sum over d_out / b times as many terms with random signs). Relative tolerance 5%."""
+    being a sum over d_out / b times as many terms with random signs). Relative tolerance 5%.
+
+    `answer` is a number (for this d_out and b) or a function `ratio(d_out, b)`, tried on several shapes."""
+    if callable(answer):
+        for shape in [(d_out, b)] + [s for s in _RATIO_SHAPES if s != (d_out, b)]:
+            got = _call(answer, *shape, advice="The function gets two integers, d_out and b: return one number.")
+            _need_number(got, "the value your function returns")
+            with contextlib.redirect_stdout(None):
+                check_lr_ratio(got, *shape)
+        return _ok("The ratio that evens out the first Adam step, for every (d_out, b) tried.")
     _need_number(answer, "my_ratio")
     got, right = float(_number(answer)), math.sqrt(d_out / b)
     if math.isclose(got, right, rel_tol=0.05):
@@ -995,8 +1095,9 @@ def check_lr_ratio(answer, d_out: int, b: int) -> None:
         _fail("Upside down: LoRA-Mini's step lowers the loss less, so its rate must be the larger one.")
     if got <= 1:
         _fail("LoRA-Mini's first step lowers the loss less than LoRA's at the same rate, so the ratio is above 1.")
-    _fail("Use the measured descent ratio ≈ sqrt(b/d_out): the rate must make up for it.",
-          "Invert the descent ratio measured above.")
+    _fail("Follow the derivation: per column LoRA's |gradient| sum has d_out entries, LoRA-Mini's b entries, each "
+          "about 1/√b as large as a column's norm. Take the ratio of the two sums; the rate must undo it.",
+          "The first-step descent is lr times the sum of |gradient| entries: compare that sum for the two methods.")
 
 
 __all__ += ["check_unresolved", "check_lr_ratio"]

@@ -12,10 +12,13 @@ folder, an unreachable hub, ...) with status 1 and one line. No tracebacks.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
+import re
 import sys
+import typing
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 SUBCOMMANDS = ("demo", "finetune", "ablate", "bench")
 DEMO_METHODS = ("loramini", "lora", "full")
@@ -30,36 +33,6 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-_Parser = OneLineParser  # the old private name
-
-
-def _positive(kind):
-    """An argparse type: an int, or a finite float, > 0 ('inf' and 'nan' are not learning rates)."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
-        if kind is float and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
-    return value
-
-
 def parse_targets(text: str):
     """'query,value' → ["query", "value"]; a preset ('attention', 'dense', 'all-linear') or regex stays a string.
 
@@ -72,51 +45,115 @@ def parse_targets(text: str):
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _add_run_flags(p: argparse.ArgumentParser) -> None:
-    from .train import DEFAULT_LR, METHODS, TINY_LR
+def _number(kind, positive: bool = False):
+    """An argparse type: an int or a finite float ('inf' and 'nan' are not settings); 'none' → None.
 
-    p.add_argument("--method", choices=METHODS, default="loramini",
-                   help="what to train: LoRA-Mini adapters, PEFT LoRA adapters, every weight, or the task head only "
-                        "(default: loramini)")
-    p.add_argument("--r", type=_positive(int), default=8, help="adapter rank r (default: 8)")
-    p.add_argument("--a", type=_positive(int), default=32, help="LoRA-Mini: width of the frozen input projection A_aux (default: 32)")
-    p.add_argument("--b", type=_positive(int), default=32, help="LoRA-Mini: width of the frozen output projection B_aux (default: 32)")
-    p.add_argument("--alpha", type=_positive(float), default=None, help="adapter scale numerator, scale = alpha/r (default: 2*r)")
-    p.add_argument("--target-modules", type=parse_targets, default=["query", "value"],
-                   help="layers to adapt: comma-separated names ('query,value'), a preset ('attention', 'dense', "
-                        "'all-linear') or a regex (default: query,value)")
-    lrs = ", ".join(f"{m} {DEFAULT_LR[m]:g}" for m in METHODS)
-    tiny = ", ".join(f"{m} {TINY_LR[m]:g}" for m in METHODS)
-    p.add_argument("--lr", type=_positive(float), default=None,
-                   help=f"adapter learning rate (full: the whole model's). Default per method: {lrs}; with --model tiny: "
-                        f"{tiny}. LoRA-Mini needs ~4x LoRA's")
-    p.add_argument("--head-lr", type=_positive(float), default=None, help="task head learning rate (default: the same as --lr)")
-    p.add_argument("--epochs", type=_positive(int), default=3, help="training epochs (default: 3)")
-    p.add_argument("--batch-size", type=_positive(int), default=32, help="rows per batch and process (default: 32)")
-    p.add_argument("--grad-accum-steps", type=_positive(int), default=1, help="batches per optimizer step (default: 1)")
-    p.add_argument("--max-length", type=_positive(int), default=128, help="truncate inputs to this many tokens (default: 128)")
-    p.add_argument("--max-train-samples", type=_positive(int), default=None,
-                   help="train on a seeded random subset of this many rows (default: all)")
-    p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of init, shuffling and dropout (default: 0)")
-    p.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default="auto",
-                   help="autocast: auto = bf16 on GPUs that have it, fp16 on other GPUs, fp32 on CPU (default: auto)")
-    p.add_argument("--checkpoint-every", type=_non_negative_int, default=0,
-                   help="save a resumable checkpoint every N optimizer steps; rerun the same command to resume (default: 0 = never)")
-    p.add_argument("--no-resume", action="store_true", help="ignore checkpoints in --output-dir and start over")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    `positive`: also refuse values <= 0 (and 'none'), for flags that TrainConfig does not check itself."""
+    def parse(text: str):
+        if text.lower() == "none" and not positive:
+            return None
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
+        if positive and value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _positive(kind):
+    """An argparse type: an int or a finite float > 0 (ablate's and the benchmarks' sizes and rates)."""
+    return _number(kind, positive=True)
+
+
+def _non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0 (seeds)."""
+    value = _number(int, positive=False)(text)
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be an integer >= 0")
+    return value
+
+
+def _names(text: str) -> Optional[list[str]]:
+    """'classifier,pooler' → ["classifier", "pooler"]; '' → [] (none); 'none' → None (the method's default)."""
+    return None if text.lower() == "none" else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def field_docs(cls) -> dict[str, str]:
+    """{field: help} from the "Args:" section of a dataclass's docstring (LoRAMiniConfig documents its fields there)."""
+    docs, name = {}, None
+    for line in (cls.__doc__ or "").split("Args:", 1)[-1].splitlines():
+        entry = re.match(r"\s{8}(\w+): (.*)", line)
+        if entry:
+            name, docs[entry.group(1)] = entry.group(1), entry.group(2)
+        elif name and line.strip():
+            docs[name] += " " + line.strip()
+    return {k: v.replace("``", "").rstrip(".") for k, v in docs.items()}
+
+
+def _flag_kwargs(f: dataclasses.Field, hint, docs: dict) -> dict:
+    """argparse keyword arguments for one TrainConfig field: its type, default, choices and help."""
+    text = f.metadata.get("help") or docs.get(f.name) or f.name.replace("_", " ")
+    default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+    shown = ",".join(default) if isinstance(default, list) else default
+    text = text if "default" in text else f"{text} (default: {shown})"
+    kwargs = {"default": default, "help": text.replace("%", "%%")}
+    if hint is bool:
+        return dict(kwargs, action=argparse.BooleanOptionalAction)
+    if "choices" in f.metadata:
+        return dict(kwargs, choices=f.metadata["choices"])
+    if hint == typing.Union[list[str], str]:  # target_modules: names, a preset or a regex
+        return dict(kwargs, type=parse_targets, help="layers to adapt: comma-separated names ('query,value'), a "
+                    f"preset ('attention', 'dense', 'all-linear') or a regex (default: {shown})")
+    if hint == Optional[list[str]]:  # modules_to_save: names, none, or the default
+        return dict(kwargs, type=_names, help=f"{text.split('.')[0]}: comma-separated names, '' for none "
+                    "(default: the model's task head)")
+    kind = next((k for k in (int, float) if hint is k or hint == Optional[k]), str)
+    return dict(kwargs, type=_number(kind) if kind is not str else str)
+
+
+def add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ("output_dir",)) -> None:
+    """One flag per `TrainConfig` field (every adapter field included): --name-with-dashes, with the field's
+    type, default and help. The dataclasses are the one source; `config_from_args` reads the flags back."""
+    from .config import LoRAMiniConfig
+    from .train_config import TrainConfig
+
+    hints, docs = typing.get_type_hints(TrainConfig), field_docs(LoRAMiniConfig)
+    fields = sorted(dataclasses.fields(TrainConfig), key=lambda f: f.name != "method")  # --method first
+    for f in fields:
+        if f.name not in skip:
+            p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, **_flag_kwargs(f, hints[f.name], docs))
+
+
+def config_from_args(args: argparse.Namespace, fail: Callable[[str], None]):
+    """The `TrainConfig` the flags describe; a value it refuses goes to `fail` (a parser's `error`: exit 2), as
+    one line naming the flag."""
+    from .train_config import TrainConfig
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    try:
+        return TrainConfig(**values)
+    except (ValueError, TypeError) as err:
+        fail(re.sub(r"TrainConfig\.(\w+)=", lambda m: "--" + m.group(1).replace("_", "-") + " ",
+                            str(err)))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m loramini", description=(
+    parser = OneLineParser(prog="python -m loramini", description=(
         "LoRA-Mini fine-tuning. Without a subcommand: the offline demo (tiny model, synthetic task, "
         "LoRA-Mini vs LoRA vs full fine-tuning, one table; about a minute on 2 CPU cores)."))
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="{demo,finetune,ablate,bench}")
+    sub = parser.add_subparsers(dest="command", parser_class=OneLineParser, metavar="{demo,finetune,ablate,bench}")
 
     demo = sub.add_parser("demo", help="the offline demo (the default)", description="The offline demo: tiny RoBERTa "
                           "on the synthetic task with LoRA-Mini, PEFT LoRA and full fine-tuning; prints one table.")
     demo.add_argument("--task", default="synthetic", choices=("synthetic", "synthetic-pair", "synthetic-regression", "synthetic-rank"),
                       help="synthetic task (default: synthetic)")
-    demo.add_argument("--epochs", type=_positive(int), default=3, help="epochs per method (default: 3)")
+    demo.add_argument("--epochs", type=_number(int, positive=True), default=3, help="epochs per method (default: 3)")
     demo.add_argument("--output-dir", default="outputs/demo", help="where the adapters and results go (default: outputs/demo)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -129,23 +166,26 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "or synthetic, synthetic-pair, synthetic-regression, synthetic-rank (default: synthetic)")
     ft.add_argument("--data-dir", default=None, help="local GLUE folder in the original TSV layout (<dir>/SST-2/train.tsv); "
                                                      "default: the Hugging Face hub")
-    _add_run_flags(ft)
-    ft.add_argument("--output-dir", default=None, help="where results go (default: outputs/<task>-<method>)")
+    add_config_flags(ft)
+    ft.set_defaults(fail=ft.error)  # a value TrainConfig refuses is reported like any bad flag
+    ft.add_argument("--output-dir", default=None, help="where results, history, adapter and checkpoints go "
+                                                       "(default: outputs/<task>-<method>)")
 
     sub.add_parser("ablate", help="rank/width ablations (see `ablate --help`)", add_help=False)
     sub.add_parser("bench", help="speed/memory/size benchmarks (see `bench --help`)", add_help=False)
     return parser
 
 
-def _train_config(args):
-    from .train import TrainConfig
+def _finetune_config(args):
+    """The run's TrainConfig, with the output folder checked: a bad value exits 2 before anything is trained."""
+    from .files import check_writable_dir
 
-    return TrainConfig(
-        method=args.method, r=args.r, a=args.a, b=args.b, alpha=args.alpha, target_modules=args.target_modules,
-        lr=args.lr, head_lr=args.head_lr, epochs=args.epochs, batch_size=args.batch_size,
-        grad_accum_steps=args.grad_accum_steps, max_length=args.max_length, max_train_samples=args.max_train_samples,
-        seed=args.seed, mixed_precision=args.mixed_precision, checkpoint_every=args.checkpoint_every,
-        output_dir=args.output_dir, resume=not args.no_resume, progress=not args.no_progress)
+    args.output_dir = args.output_dir or f"outputs/{args.task}-{args.method}"
+    try:
+        check_writable_dir(args.output_dir)
+    except ValueError as err:
+        args.fail(str(err))
+    return config_from_args(args, args.fail)
 
 
 def results_of(history: dict) -> dict:
@@ -155,12 +195,12 @@ def results_of(history: dict) -> dict:
     return {k: history.get(k) for k in keys}
 
 
-def finetune(args) -> dict:
-    from .io import write_json
+def finetune(args, config) -> dict:
+    """Train as the flags say (`config`, output_dir already set), write results.json and print one line."""
+    from .files import write_json
     from .train import train
 
-    args.output_dir = args.output_dir or f"outputs/{args.task}-{args.method}"
-    history = train(args.model, args.task, _train_config(args), data_dir=args.data_dir)
+    history = train(args.model, args.task, config, data_dir=args.data_dir)
     results = results_of(history)
     write_json(Path(args.output_dir) / "results.json", results)
     print(f"{history['method']} on {history['task']}: {history['main_metric']} = {history['metric']:.4f}, "
@@ -176,7 +216,7 @@ def demo(task: str = "synthetic", epochs: int = 3, output_dir: str = "outputs/de
     """
     import torch
 
-    from .io import write_json
+    from .files import write_json
     from .synthetic import make_synthetic
     from .train import TrainConfig, train
 
@@ -216,8 +256,6 @@ def _dispatch(module: str, argv: list[str]) -> int:
         mod = importlib.import_module(f"loramini.{module}")
     except ImportError as err:
         raise ValueError(f"this subcommand needs loramini.{module}, which is not available ({err}).") from None
-    if not hasattr(mod, "main"):
-        raise ValueError(f"loramini.{module} has no main(argv): this subcommand is not ready yet.")
     return int(mod.main(argv) or 0)
 
 
@@ -229,11 +267,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     else:
         args = build_parser().parse_args(argv)
         command = args.command or "demo"
+        if command == "finetune":  # every flag checked before any work starts
+            config = _finetune_config(args)
     try:
         if command in ("ablate", "bench"):
             return _dispatch({"ablate": "ablation", "bench": "bench"}[command], rest)
         if command == "finetune":
-            finetune(args)
+            finetune(args, config)
         elif args.command is None:
             demo()
         else:

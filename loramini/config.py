@@ -80,7 +80,8 @@ class LoRAMiniConfig:
             ``None`` (the default) means ``2 * r``, so the scale is 2 at every rank (16 at r = 8).
         dropout: dropout on the adapter's input (0 disables it).
         target_modules: module-name suffixes (``["query", "value"]``), one regex matched against the
-            full module name, or a preset: ``"attention"``, ``"dense"``, ``"all-linear"``.
+            full module name, or a preset: ``"attention"``, ``"mlp"`` (alias ``"dense"``), ``"all-linear"``,
+            each meaning the same for BERT/RoBERTa, GPT-2 and Llama-style models (``loramini.inject.PRESETS``).
         modules_to_save: modules trained in full and saved with the adapter. ``None`` = the model's
             task head (``classifier`` / ``score``) when it has one; ``[]`` = none.
         projection_seed: seed of the frozen aux factors (with each module's name).
@@ -88,6 +89,8 @@ class LoRAMiniConfig:
         aux_init: ``"gaussian"`` (default), ``"orthogonal"``, or ``"identity"`` (needs a = d_in and
             b = d_out: LoRA-Mini then *is* LoRA; for teaching).
         use_rslora: rank-stabilised scaling ``alpha / sqrt(r)``.
+        share_aux: one aux pair per layer shape (d_in, d_out), shared by all layers of that shape and
+            seeded from the shape (as VeRA shares its projections): far less aux memory on a deep model.
     """
 
     r: int = 8
@@ -101,12 +104,13 @@ class LoRAMiniConfig:
     save_projection: bool = False
     aux_init: str = "gaussian"
     use_rslora: bool = False
+    share_aux: bool = False
 
     def __post_init__(self) -> None:
         require_positive_ints(self, ("r", "a", "b"))
         check_rank(self.r, self.a, self.b)
         require_finite_positive("LoRAMiniConfig", "alpha", self.alpha, hint=" (or None for 2 * r)")
-        require_bools(self, ("save_projection", "use_rslora"))
+        require_bools(self, ("save_projection", "use_rslora", "share_aux"))
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"LoRAMiniConfig.dropout={self.dropout!r}: must satisfy 0 <= dropout < 1.")
         if not isinstance(self.aux_init, str) or self.aux_init not in AUX_INITS:
@@ -115,7 +119,7 @@ class LoRAMiniConfig:
             if not self.target_modules or not all(isinstance(t, str) and t for t in self.target_modules):
                 raise ValueError(
                     f"LoRAMiniConfig.target_modules={self.target_modules!r}: give non-empty module names, "
-                    f"a regex string, or a preset ('attention', 'dense', 'all-linear')."
+                    f"a regex string, or a preset ('attention', 'mlp', 'all-linear')."
                 )
             self.target_modules = list(self.target_modules)
         elif not isinstance(self.target_modules, str) or not self.target_modules:
@@ -138,6 +142,9 @@ class LoRAMiniConfig:
             self.modules_to_save = list(self.modules_to_save)
         if isinstance(self.projection_seed, bool) or not isinstance(self.projection_seed, int):
             raise TypeError(f"LoRAMiniConfig.projection_seed={self.projection_seed!r}: expected an integer.")
+        if not 0 <= self.projection_seed < 2 ** 63:  # torch's seed range
+            raise ValueError(f"LoRAMiniConfig.projection_seed={self.projection_seed!r} is out of range: use an "
+                             f"integer in 0 .. 2**63 - 1.")
 
     @property
     def resolved_alpha(self) -> float:

@@ -15,7 +15,7 @@ from torch import nn
 
 from .config import LoRAMiniConfig
 from .inject import find_targets, resolve_modules_to_save
-from .layer import LoRAMiniLinear
+from .layer import LoRAMiniLinear, layer_shape
 
 
 def lora_params(d_in: int, d_out: int, r: int) -> int:
@@ -34,7 +34,8 @@ class ParameterCounts:
 
     adapter:    trainable adapter numbers (LoRA-Mini A_train/B_train, or PEFT `lora_` weights)
     head:       other trainable numbers (modules_to_save, e.g. the classifier)
-    frozen_aux: LoRA-Mini's frozen aux buffers (regenerated from the seed; not parameters)
+    frozen_aux: LoRA-Mini's frozen aux buffers (regenerated from the seed; not parameters; a pair shared
+                by several layers, `share_aux`, counts once)
     base:       frozen parameters of the base model
     trainable:  adapter + head
     total:      every parameter (base + trainable); aux buffers are not parameters
@@ -82,7 +83,8 @@ def count_parameters(model: nn.Module) -> ParameterCounts:
             adapter += param.numel()
         else:
             head += param.numel()
-    aux = sum(m.A_aux.numel() + m.B_aux.numel() for m in model.modules() if isinstance(m, LoRAMiniLinear))
+    pairs = {id(m.aux): m.aux for m in model.modules() if isinstance(m, LoRAMiniLinear)}  # shared: once
+    aux = sum(p.A_aux.numel() + p.B_aux.numel() for p in pairs.values())
     return ParameterCounts(adapter=adapter, head=head, frozen_aux=aux, base=base)
 
 
@@ -112,6 +114,6 @@ def predict_adapter_params(
     modules = dict(model.named_modules())
     total = 0
     for name in find_targets(model, config, resolve_modules_to_save(model, config)):
-        d_out, d_in = modules[name].weight.shape
+        d_in, d_out = layer_shape(modules[name])
         total += loramini_params(config.a, config.b, config.r) if method == "loramini" else lora_params(d_in, d_out, config.r)
     return total

@@ -1,4 +1,6 @@
-"""Put LoRA-Mini into any model: find the target `nn.Linear` layers, wrap them, freeze the rest.
+"""Put LoRA-Mini into any model: find the target linear layers, wrap them, freeze the rest.
+
+Linear layers are `nn.Linear` and transformers' `Conv1D` (GPT-2); see `loramini.layer.fan_in_fan_out`.
 
     model = loramini.inject(model, LoRAMiniConfig(target_modules=["query", "value"]))
     loramini.merge(model); loramini.unmerge(model)
@@ -13,13 +15,24 @@ from typing import Iterator, Optional, Union
 from torch import nn
 
 from .config import LoRAMiniConfig
-from .layer import LoRAMiniLinear
+from .layer import AuxFactors, LoRAMiniLinear, aux_name, check_fits, is_adaptable, layer_shape
 
-# Presets name module suffixes (BERT/RoBERTa names first, then the usual decoder names).
+# Presets: regexes on the full module name that mean the same thing in every family: "attention" (the
+# attention projections), "mlp" (the feed-forward ones), "all-linear" (every linear layer outside the task
+# head and lm_head: attention + mlp in these families). GPT-2 fuses q, k and v in one `c_attn` (d -> 3d):
+# it is adapted whole, with one ΔW for the three, so "q and v only" is not expressible there; use
+# ["c_attn"] (or "attention") for GPT-2's q, k, v.
+_ATTENTION = (r".*\.(query|key|value|attention\.output\.dense"  # BERT / RoBERTa
+              r"|attn\.c_attn|attn\.c_proj"  # GPT-2
+              r"|q_proj|k_proj|v_proj|o_proj|out_proj)")  # Llama / Mistral (out_proj: BART / OPT)
+_MLP = (r".*\.((?<!attention\.)output\.dense|intermediate\.dense"  # BERT / RoBERTa
+        r"|mlp\.c_fc|mlp\.c_proj"  # GPT-2
+        r"|gate_proj|up_proj|down_proj|fc1|fc2)")  # Llama / Mistral (fc1, fc2: BART / OPT)
 PRESETS = {
-    "attention": r".*\.(query|key|value|attention\.output\.dense|q_proj|k_proj|v_proj|o_proj|out_proj)",
-    "dense": r".*\.((?<!attention\.)output\.dense|intermediate\.dense|fc1|fc2|gate_proj|up_proj|down_proj)",
-    "all-linear": None,  # every nn.Linear outside the task head
+    "attention": _ATTENTION,
+    "mlp": _MLP,
+    "dense": _MLP,  # the older name of "mlp"
+    "all-linear": None,
 }
 # The head-name rule, in one place. Task heads: what `modules_to_save=None` trains and what the "head"
 # training method trains. `lm_head` is never adapted either, but it is not trained by default (it is
@@ -41,12 +54,23 @@ def default_head(model: nn.Module) -> list[str]:
     return [name for name in TASK_HEADS if isinstance(getattr(model, name, None), nn.Module)]
 
 
+def model_task_type(model: nn.Module) -> Optional[str]:
+    """What the model is trained for, in PEFT's words: "SEQ_CLS" for a `...ForSequenceClassification`,
+    "CAUSAL_LM" for a causal language model (`...ForCausalLM`, GPT-2's `...LMHeadModel`), else None."""
+    name = type(model).__name__
+    if name.endswith("ForSequenceClassification"):
+        return "SEQ_CLS"
+    if name.endswith(("ForCausalLM", "LMHeadModel")):
+        return "CAUSAL_LM"
+    return None
+
+
 def parse_target_modules(text: str) -> Union[list[str], str]:
     """One rule for target strings typed by a user (CLI flags, ablation grids).
 
-    A preset ('attention', 'dense', 'all-linear') stays a string; plain names ('query,value', 'query',
-    'attention.output.dense') become a list of module-name suffixes; anything else is a regex string
-    matched against the full module name.
+    A preset ('attention', 'mlp' or its alias 'dense', 'all-linear') stays a string; plain names
+    ('query,value', 'query', 'attention.output.dense') become a list of module-name suffixes; anything
+    else is a regex string matched against the full module name.
     """
     if not isinstance(text, str):
         raise TypeError(f"target modules {text!r}: expected a string such as 'query,value'.")
@@ -85,13 +109,13 @@ def _in_head(name: str, heads: list[str]) -> bool:
 
 
 def _describe_linear_names(model: nn.Module) -> str:
-    """A short list of the distinct Linear names (layer indices folded), for error messages."""
-    names = sorted({re.sub(r"\.\d+\.", ".N.", n) for n, m in model.named_modules() if isinstance(m, nn.Linear)})
-    return ", ".join(names) if names else "(none: this model has no nn.Linear layers)"
+    """A short list of the distinct linear layers' names (layer indices folded), for error messages."""
+    names = sorted({re.sub(r"\.\d+\.", ".N.", n) for n, m in model.named_modules() if is_adaptable(m)})
+    return ", ".join(names) if names else "(none: this model has no nn.Linear or Conv1D layers)"
 
 
 def find_targets(model: nn.Module, config: LoRAMiniConfig, heads: Optional[list[str]] = None) -> list[str]:
-    """Full names of the modules that `config.target_modules` selects, checked to be `nn.Linear`."""
+    """Full names of the modules that `config.target_modules` selects, checked to be linear (`is_adaptable`)."""
     heads = resolve_modules_to_save(model, config) if heads is None else heads
     modules = dict(model.named_modules())
     spec = config.target_modules
@@ -114,7 +138,7 @@ def find_targets(model: nn.Module, config: LoRAMiniConfig, heads: Optional[list[
                 )
             selected += outside
     elif spec == "all-linear":
-        selected = [n for n, m in modules.items() if isinstance(m, nn.Linear) and not _in_head(n, heads)]
+        selected = [n for n, m in modules.items() if is_adaptable(m) and not _in_head(n, heads)]
     else:
         pattern = PRESETS.get(spec, spec)
         try:
@@ -124,14 +148,16 @@ def find_targets(model: nn.Module, config: LoRAMiniConfig, heads: Optional[list[
         selected = [n for n in modules if regex.fullmatch(n) and not _in_head(n, heads)]
     selected = sorted(set(selected), key=list(modules).index)
     if not selected:
+        count = sum(1 for m in modules.values() if is_adaptable(m))
         raise ValueError(
-            f"target_modules={spec!r} selects no layer of {type(model).__name__}. "
-            f"Linear layers available: {_describe_linear_names(model)}."
+            f"target_modules={spec!r} selects no layer of {type(model).__name__} (0 of its {count} linear layers; "
+            f"the task head and lm_head are never adapted). Linear layers available: {_describe_linear_names(model)}."
         )
-    wrong = [f"{n} ({type(modules[n]).__name__})" for n in selected if not isinstance(modules[n], nn.Linear)]
+    wrong = [f"{n} ({type(modules[n]).__name__})" for n in selected if not is_adaptable(modules[n])]
     if wrong:
         raise TypeError(
-            f"LoRA-Mini adapts nn.Linear layers only; target_modules={spec!r} selects {wrong}. "
+            f"LoRA-Mini adapts nn.Linear (and transformers' Conv1D) layers only; target_modules={spec!r} "
+            f"selects {wrong}. "
             f"Linear layers available: {_describe_linear_names(model)}."
         )
     return selected
@@ -169,25 +195,18 @@ def inject(model: nn.Module, config: LoRAMiniConfig) -> nn.Module:
     # Validate every target before changing anything, so a bad config leaves the model untouched.
     modules = dict(model.named_modules())
     for name in targets:
-        d_out, d_in = modules[name].weight.shape
-        if config.a > d_in or config.b > d_out:
-            raise ValueError(
-                f"Layer {name!r} ({d_in} -> {d_out}) is too small for a={config.a}, b={config.b}: LoRA-Mini "
-                f"needs a <= d_in and b <= d_out. Lower a/b or leave this layer out of target_modules."
-            )
-        if config.aux_init == "identity" and (config.a != d_in or config.b != d_out):
-            raise ValueError(
-                f"aux_init='identity' needs a = d_in and b = d_out; layer {name!r} has d_in={d_in}, "
-                f"d_out={d_out} but a={config.a}, b={config.b}."
-            )
+        check_fits(name, *layer_shape(modules[name]), config.a, config.b, config.aux_init)
     for param in model.parameters():
         param.requires_grad_(False)
+    shared: dict[str, AuxFactors] = {}  # with share_aux: one pair per layer shape
     for name in targets:
         layer = LoRAMiniLinear(
             modules[name], r=config.r, a=config.a, b=config.b, alpha=config.alpha, dropout=config.dropout,
             name=name, projection_seed=config.projection_seed, aux_init=config.aux_init,
-            use_rslora=config.use_rslora,
+            use_rslora=config.use_rslora, share_aux=config.share_aux,
+            aux=shared.get(aux_name(name, *layer_shape(modules[name]), config.share_aux)),
         )
+        shared.setdefault(layer.aux_name, layer.aux)
         _set_submodule(model, name, layer)
     for head in heads:
         for param in model.get_submodule(head).parameters():
@@ -230,7 +249,7 @@ def unmerge(model: nn.Module) -> nn.Module:
 
 
 def merge_and_unload(model: nn.Module) -> nn.Module:
-    """Merge every adapter and put the plain `nn.Linear` layers back; returns `model`.
+    """Merge every adapter and put the plain base layers (`nn.Linear` / `Conv1D`) back; returns `model`.
 
     All or nothing: if one layer would get non-finite weights, the model is left as it was (ValueError)."""
     named = list(loramini_layers(model))

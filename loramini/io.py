@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable, Union
 
@@ -24,54 +23,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import LoRAMiniConfig
-from .inject import inject, loramini_layers, remove_adapters
-from .layer import layer_aux
+from .files import atomic_write, write_json  # noqa: F401  (generic helpers, re-exported for old imports)
+from .inject import inject, loramini_layers, model_task_type, remove_adapters
+from .layer import aux_name, fan_in_fan_out, is_adaptable, layer_aux, layer_shape
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 FORMAT = "loramini"
 PathLike = Union[str, os.PathLike]
-
-
-def _umask_mode() -> int:
-    """The mode a plain `open(path, "w")` would give a new file: 0o666 minus the process umask."""
-    mask = os.umask(0)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
-    """Call `write(tmp_path)`, then rename onto `path`: readers never see a partial file.
-
-    The file gets the mode an ordinary write would (0o666 minus the umask), not mkstemp's private 0o600.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def write_json(path: PathLike, data: dict) -> None:
-    """Write `data` as JSON, atomically. NaN/Infinity are refused (they are not JSON): ValueError."""
-    try:
-        text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    except ValueError as err:
-        raise ValueError(f"Refusing to write {str(path)!r}: it would hold NaN or Infinity, which is not valid "
-                         f"JSON ({err}). A non-finite number here usually means training diverged.") from None
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            f.write(text)
-
-    atomic_write(path, write)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -182,13 +141,13 @@ def save_adapter(model: nn.Module, path: PathLike) -> Path:
     for name, layer in loramini_layers(model):
         tensors[f"{name}.A_train"] = layer.A_train.detach().cpu().contiguous()
         tensors[f"{name}.B_train"] = layer.B_train.detach().cpu().contiguous()
-        if config.save_projection:
-            tensors[f"{name}.A_aux"] = layer.A_aux.detach().cpu().contiguous()
-            tensors[f"{name}.B_aux"] = layer.B_aux.detach().cpu().contiguous()
+        if config.save_projection:  # under the aux name: a pair shared by several layers (share_aux) once
+            tensors[f"{layer.aux_name}.A_aux"] = layer.A_aux.detach().cpu().contiguous()
+            tensors[f"{layer.aux_name}.B_aux"] = layer.B_aux.detach().cpu().contiguous()
         targets[name] = [layer.in_features, layer.out_features]
         fingerprints[name] = aux_fingerprint(layer.A_aux, layer.B_aux)
     tensors.update(_head_tensors(model, heads))
-    from . import __version__
+    from ._version import __version__
 
     meta = dict(config.to_dict(), format=FORMAT, loramini_version=__version__, base_model_name_or_path=_base_name(model),
                 targets=targets, modules_to_save=heads, aux_fingerprint=fingerprints)
@@ -205,6 +164,7 @@ def save_adapter(model: nn.Module, path: PathLike) -> Path:
     return path
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")  # never unpickled: safetensors only
 _REQUIRED_KEYS = ("r", "a", "b", "alpha", "projection_seed", "aux_init", "targets", "modules_to_save")
 
 
@@ -215,6 +175,11 @@ def _read_adapter(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
         pass
     if not path.is_dir():
         raise FileNotFoundError(f"No adapter folder at {str(path)!r}: give the folder that save_adapter wrote.")
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles and not (path / WEIGHTS_NAME).is_file():
+        raise ValueError(f"{str(path / pickles[0])!r} is a pickle file, which can run code when it is loaded: loramini "
+                         f"reads adapter weights only from safetensors ({WEIGHTS_NAME}), so it was not loaded. Save "
+                         f"the adapter with loramini.save_adapter (or convert the file on a machine you trust).")
     for name in (CONFIG_NAME, WEIGHTS_NAME):
         if not (path / name).is_file():
             raise FileNotFoundError(f"{str(path / name)!r} is missing: the adapter folder is incomplete. "
@@ -223,6 +188,9 @@ def _read_adapter(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
         meta = json.loads((path / CONFIG_NAME).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{str(path / CONFIG_NAME)!r} is not valid JSON ({err}): the file is corrupt.") from None
+    except RecursionError:
+        raise ValueError(f"{str(path / CONFIG_NAME)!r} is nested too deeply to be an adapter config: the file is "
+                         f"corrupt or not one save_adapter wrote.") from None
     where = str(path / CONFIG_NAME)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         fmt = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
@@ -259,9 +227,14 @@ def load_adapter(base_model: nn.Module, path: PathLike) -> nn.Module:
     """Inject the adapter saved at `path` into `base_model` (in place) and load its weights.
 
     Everything is checked before the model is touched: files, fields, dtypes, shapes, targets, aux
-    fingerprints; and if anything still fails while loading, the model is put back exactly as it was.
+    fingerprints, the size of each update; and if anything still fails while loading, the model is put back
+    exactly as it was. A model that already carries an adapter is refused: unload it or use a fresh base.
     """
     path = Path(path)
+    if hasattr(base_model, "loramini_config") or any(True for _ in loramini_layers(base_model)):
+        raise ValueError(f"This model already has an adapter; unload it (loramini.merge_and_unload(model) keeps its "
+                         f"update, loramini.remove_adapters(model) drops it) or use a fresh base model before "
+                         f"loading {str(path)!r}.")
     meta, tensors = _read_adapter(path)
     try:
         config = LoRAMiniConfig.from_dict(meta)
@@ -270,47 +243,9 @@ def load_adapter(base_model: nn.Module, path: PathLike) -> nn.Module:
         config.__post_init__()  # validate the edited fields too
     except (ValueError, TypeError) as err:
         raise ValueError(f"{str(path / CONFIG_NAME)!r}: {err}") from None
-    weights = str(path / WEIGHTS_NAME)
-    fingerprints = meta.get("aux_fingerprint")
     modules = dict(base_model.named_modules())
     for name, (d_in, d_out) in targets.items():
-        module = modules.get(name)
-        if not isinstance(module, nn.Linear):
-            raise ValueError(f"The adapter at {str(path)!r} adapts {name!r}, which this base model "
-                             f"({type(base_model).__name__}) has no nn.Linear for. Load it on the model it was trained on "
-                             f"({meta.get('base_model_name_or_path') or 'see adapter_config.json'}).")
-        if tuple(module.weight.shape) != (d_out, d_in):
-            raise ValueError(f"Layer {name!r} is {module.in_features} -> {module.out_features} in this base model but "
-                             f"{d_in} -> {d_out} in the adapter at {str(path)!r}: a different model size.")
-        expected = {"A_train": (config.r, config.a), "B_train": (config.b, config.r),
-                    "A_aux": (config.a, d_in), "B_aux": (d_out, config.b)}
-        for factor, shape in expected.items():
-            key = f"{name}.{factor}"
-            if key not in tensors:
-                if factor in ("A_train", "B_train"):
-                    raise ValueError(f"{weights!r} lacks tensor {key!r}: the file is incomplete.")
-                continue
-            if tuple(tensors[key].shape) != shape:
-                raise ValueError(f"Tensor {key!r} in {weights!r} has shape {tuple(tensors[key].shape)}, but the "
-                                 f"config (r={config.r}, a={config.a}, b={config.b}) needs {shape}: the file does "
-                                 f"not match its config.")
-        if (f"{name}.A_aux" in tensors) != (f"{name}.B_aux" in tensors):
-            raise ValueError(f"{weights!r} stores only one of the aux factors of {name!r}: the file is incomplete.")
-        key_aux = f"{name}.A_aux"
-        if key_aux not in tensors:  # regenerate from the seed and check it is what was trained with
-            if not isinstance(fingerprints, dict) or not isinstance(fingerprints.get(name), list):
-                raise ValueError(f"{str(path / CONFIG_NAME)!r} lacks field 'aux_fingerprint' for {name!r} (and the "
-                                 f"file stores no aux factors): save the adapter again.")
-            a_aux = layer_aux("A", d_in, d_out, config.a, config.b, config.aux_init, config.projection_seed, name)
-            b_aux = layer_aux("B", d_in, d_out, config.a, config.b, config.aux_init, config.projection_seed, name)
-            want = fingerprints[name]
-            dtype = module.weight.dtype
-            got = aux_fingerprint(a_aux.to(dtype), b_aux.to(dtype))
-            if len(want) != len(got) or not torch.allclose(torch.tensor(got), torch.tensor(want, dtype=torch.float32),
-                                                           rtol=2e-2, atol=2e-2):
-                raise ValueError(f"The aux factors regenerated for {name!r} do not match the adapter's fingerprint "
-                                 f"(seed {config.projection_seed}): it was saved by another torch RNG or loramini "
-                                 f"version. Re-save it with save_projection=True to store the factors.")
+        _check_layer(path, meta, config, tensors, base_model, modules.get(name), name, d_in, d_out)
     for head in config.modules_to_save:
         if head not in modules:
             raise ValueError(f"The adapter at {str(path)!r} saves module {head!r}, which this base model lacks.")
@@ -330,18 +265,86 @@ def load_adapter(base_model: nn.Module, path: PathLike) -> nn.Module:
         with torch.no_grad():
             for name, layer in loramini_layers(base_model):
                 for factor in ("A_train", "B_train", "A_aux", "B_aux"):
-                    key = f"{name}.{factor}"
+                    key = f"{layer.aux_name if 'aux' in factor else name}.{factor}"
                     if key in tensors:
                         getattr(layer, factor).copy_(tensors[key])
             for key, param in head_params.items():
                 param.copy_(tensors[key])
     except BaseException:
-        remove_adapters(base_model, flags)
+        remove_adapters(base_model, flags)  # the model had no adapter before (checked above): remove them all
         with torch.no_grad():
             for key, param in head_params.items():
                 param.copy_(head_backup[key])
         raise
     return base_model
+
+
+# An update whose norm exceeds sqrt(float32 max) makes the next layer norm's variance (a sum of squares) overflow:
+# the logits become inf/NaN. A trained adapter's update is many orders of magnitude below this.
+_MAX_UPDATE_NORM = torch.finfo(torch.float32).max ** 0.5
+
+
+def _check_layer(path: Path, meta: dict, config: LoRAMiniConfig, tensors: dict[str, torch.Tensor],
+                 base_model: nn.Module, module, name: str, d_in: int, d_out: int) -> None:
+    """One adapted layer of the file against the base model: an nn.Linear of the right shape, tensors of the
+    config's shapes, aux factors that match their fingerprint, and an update of finite size."""
+    weights = str(path / WEIGHTS_NAME)
+    if module is None or not is_adaptable(module):
+        raise ValueError(f"The adapter at {str(path)!r} adapts {name!r}, which this base model "
+                         f"({type(base_model).__name__}) has no nn.Linear for. Load it on the model it was trained on "
+                         f"({meta.get('base_model_name_or_path') or 'see adapter_config.json'}).")
+    if layer_shape(module) != (d_in, d_out):
+        raise ValueError(f"Layer {name!r} is {' -> '.join(map(str, layer_shape(module)))} in this base model but "
+                         f"{d_in} -> {d_out} in the adapter at {str(path)!r}: a different model size.")
+    aux_key = aux_name(name, d_in, d_out, config.share_aux)  # shared aux factors are stored once per shape
+    expected = {"A_train": (config.r, config.a), "B_train": (config.b, config.r),
+                "A_aux": (config.a, d_in), "B_aux": (d_out, config.b)}
+    for factor, shape in expected.items():
+        key = f"{aux_key if 'aux' in factor else name}.{factor}"
+        if key not in tensors:
+            if factor in ("A_train", "B_train"):
+                raise ValueError(f"{weights!r} lacks tensor {key!r}: the file is incomplete.")
+            continue
+        if tuple(tensors[key].shape) != shape:
+            raise ValueError(f"Tensor {key!r} in {weights!r} has shape {tuple(tensors[key].shape)}, but the "
+                             f"config (r={config.r}, a={config.a}, b={config.b}) needs {shape}: the file does "
+                             f"not match its config.")
+    if (f"{aux_key}.A_aux" in tensors) != (f"{aux_key}.B_aux" in tensors):
+        raise ValueError(f"{weights!r} stores only one of the aux factors of {name!r}: the file is incomplete.")
+    if f"{aux_key}.A_aux" in tensors:
+        a_aux, b_aux = tensors[f"{aux_key}.A_aux"], tensors[f"{aux_key}.B_aux"]
+    else:  # regenerate from the seed and check it is what was trained with
+        a_aux, b_aux = _regenerated_aux(path, meta, config, module, name, aux_key, d_in, d_out)
+    with torch.no_grad():  # ||ΔW|| = scale · ||(B_aux B_train)(A_train A_aux)||, in float64 (no overflow on the way)
+        update = (b_aux.double() @ tensors[f"{name}.B_train"].double()) @ \
+                 (tensors[f"{name}.A_train"].double() @ a_aux.double())
+        norm = config.scale * float(torch.linalg.matrix_norm(update))
+    if not norm < _MAX_UPDATE_NORM:
+        raise ValueError(f"{str(path / CONFIG_NAME)!r}: alpha={config.resolved_alpha:g} (scale {config.scale:g}) makes "
+                         f"the update of {name!r} {norm:.3g} in norm (its base weight's is "
+                         f"{float(module.weight.detach().float().norm()):.3g}), so the logits would be inf/NaN. "
+                         f"Use the alpha the adapter was trained with.")
+
+
+def _regenerated_aux(path: Path, meta: dict, config: LoRAMiniConfig, module: nn.Module, name: str, aux_key: str,
+                     d_in: int, d_out: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The aux factors of `name` drawn again from the seed, checked against the fingerprint saved with them."""
+    fingerprints = meta.get("aux_fingerprint")
+    if not isinstance(fingerprints, dict) or not isinstance(fingerprints.get(name), list):
+        raise ValueError(f"{str(path / CONFIG_NAME)!r} lacks field 'aux_fingerprint' for {name!r} (and the "
+                         f"file stores no aux factors): save the adapter again.")
+    a_aux = layer_aux("A", d_in, d_out, config.a, config.b, config.aux_init, config.projection_seed, aux_key)
+    b_aux = layer_aux("B", d_in, d_out, config.a, config.b, config.aux_init, config.projection_seed, aux_key)
+    want = fingerprints[name]
+    dtype = module.weight.dtype
+    got = aux_fingerprint(a_aux.to(dtype), b_aux.to(dtype))
+    if len(want) != len(got) or not all(isinstance(v, (int, float)) for v in want) or not torch.allclose(
+            torch.tensor(got), torch.tensor(want, dtype=torch.float32), rtol=2e-2, atol=2e-2):
+        raise ValueError(f"The aux factors regenerated for {name!r} do not match the adapter's fingerprint "
+                         f"(seed {config.projection_seed}): the file's projection_seed or aux_init was edited, or "
+                         f"it was saved by another torch RNG or loramini version. Re-save it with "
+                         f"save_projection=True to store the factors.")
+    return a_aux, b_aux
 
 
 def _head_params(model: nn.Module, heads: list[str]) -> dict[str, nn.Parameter]:
@@ -352,7 +355,10 @@ def export_peft(model: nn.Module, path: PathLike) -> Path:
     """Write the adapter as a standard PEFT LoRA adapter (`peft.PeftModel.from_pretrained` loads it).
 
     ΔW = scale · (B_aux B_train)(A_train A_aux) is a rank-r LoRA with lora_B = B_aux B_train (d_out × r)
-    and lora_A = A_train A_aux (r × d_in); PEFT's lora_alpha = alpha keeps the same scale.
+    and lora_A = A_train A_aux (r × d_in); PEFT's lora_alpha = alpha keeps the same scale. GPT-2's Conv1D
+    layers export with `fan_in_fan_out=True` (the factors are the same; PEFT transposes when it merges).
+    The task type follows the model (`model_task_type`): SEQ_CLS for a classifier with a trained head,
+    CAUSAL_LM for a causal LM (loadable by `PeftModel.from_pretrained` and `generate`), else none.
 
     PEFT writes the files itself: a copy of the base model (the original `nn.Linear` layers, so memory for
     one more model) goes through `peft.get_peft_model`, gets these factors, and `save_pretrained` saves it.
@@ -371,10 +377,17 @@ def export_peft(model: nn.Module, path: PathLike) -> Path:
     bad = [n for n, (a, b) in factors.items() if not (torch.isfinite(a).all() and torch.isfinite(b).all())]
     if bad:
         raise ValueError(f"Refusing to export an adapter with non-finite values (in {bad[:3]}): training diverged.")
-    is_seq_cls = type(model).__name__.endswith("ForSequenceClassification") and bool(heads)
+    transposed = {fan_in_fan_out(layer.base) for _, layer in loramini_layers(model)}
+    if len(transposed) > 1:
+        raise ValueError("export_peft: this adapter wraps both nn.Linear and Conv1D layers, and a PEFT LoRA config has "
+                         "one fan_in_fan_out for all: export fails. Adapt layers of one kind (e.g. a preset).")
+    task_type = model_task_type(model)
+    if task_type == "SEQ_CLS" and not heads:  # PEFT's SEQ_CLS would add the head to modules_to_save
+        task_type = None
     lora_config = LoraConfig(
         r=config.r, lora_alpha=config.resolved_alpha, use_rslora=config.use_rslora, lora_dropout=config.dropout,
-        target_modules=list(factors), modules_to_save=heads or None, task_type="SEQ_CLS" if is_seq_cls else None,
+        target_modules=list(factors), modules_to_save=heads or None, task_type=task_type,
+        fan_in_fan_out=transposed == {True},
     )
     plain = remove_adapters(copy.deepcopy(model))  # the base model (trained head included), LoRA-Mini removed
     with warnings.catch_warnings():  # PEFT calls a transformers API that transformers deprecates: not ours to fix

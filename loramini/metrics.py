@@ -5,13 +5,15 @@
     matthews          CoLA                                {"matthews_correlation"}
     pearson_spearman  STS-B                               {"pearson", "spearman", "combined"}  (combined = mean)
 
-`main_metric(task)` names the one number to compare runs by.
+`main_metric(task)` names the one number to compare runs by; `evaluate` scores a model on every eval loader
+of a run, `peak_memory_mb` says how much memory it took.
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 
@@ -83,3 +85,40 @@ def compute_metrics(task: TaskLike, predictions, labels) -> dict[str, float]:
         pearson = float(np.nan_to_num(pearsonr(preds, labels)[0])) if len(labels) > 1 else 0.0
         spearman = float(np.nan_to_num(spearmanr(preds, labels)[0])) if len(labels) > 1 else 0.0
     return {"pearson": pearson, "spearman": spearman, "combined": (pearson + spearman) / 2}
+
+
+def evaluate(model, loaders: dict, spec: TaskSpec, accelerator) -> dict[str, dict[str, float]]:
+    """{split: metrics} over every eval loader, gathered across processes."""
+    import torch
+
+    if callable(loaders):  # a causal LM: `causal_lm.CausalEval` scores its text splits (in one process)
+        return loaders(accelerator.unwrap_model(model))
+    model.eval()
+    results = {}
+    for split, loader in loaders.items():
+        preds, labels = [], []
+        for batch in loader:
+            with torch.no_grad():
+                logits = model(**batch).logits
+            logits, y = accelerator.gather_for_metrics((logits.float(), batch["labels"]))
+            preds.append(logits.cpu())
+            labels.append(y.cpu())
+        results[split] = compute_metrics(spec, torch.cat(preds), torch.cat(labels))
+    model.train()
+    return results
+
+
+def peak_memory_mb(device: "torch.device") -> Optional[float]:
+    """Peak GPU memory allocated by torch, or (CPU) the process's peak resident memory, in MiB.
+
+    None where the platform does not say (Windows has no `resource` module)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        import resource  # POSIX only: imported here so that `import loramini` works on Windows
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # macOS reports bytes, Linux KiB

@@ -58,3 +58,30 @@ def get_task(name: str) -> TaskSpec:
     if key not in GLUE_TASKS:
         raise ValueError(f"Unknown task {name!r}: choose one of {sorted(GLUE_TASKS)} or 'synthetic'.")
     return GLUE_TASKS[key]
+
+
+def as_task(task, max_train_samples=None):
+    """A synthetic task's name → its `SyntheticTask` (built here, the one place); any other task as it is."""
+    from .synthetic import is_synthetic, make_synthetic
+
+    if isinstance(task, str) and is_synthetic(task):
+        return make_synthetic(task, max_train_samples=max_train_samples)
+    return task
+
+
+def load_task(task, tokenizer=None, data_dir=None, max_train_samples=None, seed=0):
+    """(DatasetDict, TaskSpec, tokenizer or None) for a task name, a `SyntheticTask` or (DatasetDict, TaskSpec)."""
+    from .synthetic import SyntheticTask
+
+    task = as_task(task, max_train_samples)
+    if isinstance(task, SyntheticTask):
+        return task.dataset, task.spec, tokenizer or task.tokenizer
+    if isinstance(task, tuple) and len(task) == 2 and isinstance(task[1], TaskSpec):
+        return task[0], task[1], tokenizer
+    if isinstance(task, (str, TaskSpec)):
+        from . import data
+
+        spec = task if isinstance(task, TaskSpec) else get_task(task)
+        return data.load_glue(spec, data_dir=data_dir, max_train_samples=max_train_samples, seed=seed), spec, tokenizer
+    raise TypeError(f"task={task!r}: give a task name ('sst2', 'synthetic', ...), a SyntheticTask, "
+                    f"or a (DatasetDict, TaskSpec) pair.")

@@ -2,11 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -29,7 +29,8 @@
 
 # %% [markdown]
 # > **For instructors — learning goals.** After this notebook students can
-# > 1. write a LoRA-Mini layer, the code that swaps it into a model, and a training loop, in plain PyTorch;
+# > 1. write plain LoRA's forward pass, then a LoRA-Mini layer, the code that swaps it into a model, and a training
+# >    loop, in plain PyTorch, and say what the scale $\alpha/r$ is for;
 # > 2. write down $\Delta W = \tfrac{\alpha}{r}\,B_{aux}B_{train}A_{train}A_{aux}$ with the shape of every factor, and say which factors are trained;
 # > 3. explain why $\operatorname{rank}\Delta W \le \min(r, a, b)$ and why $B_{train}=0$ makes the adapted model start *exactly* at the pretrained one;
 # > 4. derive the gradient of $B_{train}$ by hand and confirm it with autograd;
@@ -53,32 +54,26 @@
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# On Colab: install loramini from GitHub. Everywhere else (your venv, conda, Binder, CI) this cell
-# does nothing, because the package is already installed there.
+# On Colab: install loramini (and what the notebooks use) from GitHub. Everywhere else (your venv, conda,
+# Binder, CI) this cell does nothing, because the package is already installed there.
+import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    # %pip install -q "loramini @ git+https://github.com/loramini-course/loramini.git"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "loramini[lab] @ git+https://github.com/loramini-course/loramini.git"], check=True)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# Pick the best accelerator available: CUDA (Colab GPU), then Apple's MPS, then the CPU.
-import os
-
+# The same start in every notebook (loramini/notebook.py): the device is CUDA when there is a GPU (Colab),
+# else the CPU, the two that training runs on; SMOKE (LORAMINI_SMOKE=1, set by CI and Binder) shrinks the
+# experiments while every cell still runs.
 import torch
 
 import loramini
+import loramini.notebook
 
-if torch.cuda.is_available():
-    device = torch.device("cuda")
-elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-    device = torch.device("mps")
-else:
-    device = torch.device("cpu")
-
-# One switch shrinks the experiments (CI and Binder set it); every cell still runs.
-SMOKE = os.environ.get("LORAMINI_SMOKE", "0") == "1"
-print(f"loramini {loramini.__version__} | torch {torch.__version__} | device: {device} | smoke mode: {SMOKE}")
+device, SMOKE = loramini.notebook.setup()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -109,8 +104,18 @@ _ = torch.manual_seed(0)
 # \xrightarrow{B_{aux}} d_{out}, \qquad y = W_0x + \text{bias} + \tfrac{\alpha}{r}\,B_{aux}B_{train}A_{train}A_{aux}\,x .$$
 #
 # The outer two factors are **random and frozen** (drawn from a seed, never trained, never stored); only the
-# inner two are **trained**. The picture below is drawn to scale for one $768\times768$ attention matrix of
-# RoBERTa-base with $a=b=32$, $r=8$ (the height of each bar is the width of the vector at that point).
+# inner two are **trained**.
+#
+# **The scale $\alpha/r$.** The update is multiplied by a constant $s=\alpha/r$, as in LoRA: $r$ is the rank, and
+# $\alpha$ is a number you fix once (the LoRA paper sets it to the first $r$ it tries and never tunes it; this
+# course mostly uses $\alpha = 2r$, so $s = 2$). Why divide by $r$? $B_{train}A_{train}$ is a sum of $r$ rank-one
+# terms, so at the same learning rate a larger $r$ changes $\Delta W$ more per step; dividing by $r$ keeps its
+# size about the same when you change $r$, so the learning rate found for one rank still works for another. With
+# Adam, raising $\alpha$ acts much like raising the learning rate, which is why $\alpha$ is fixed and the rate
+# is tuned. In code the scale is `layer.scale`.
+#
+# The picture below is drawn to scale for one $768\times768$ attention matrix of RoBERTa-base with $a=b=32$,
+# $r=8$ (the height of each bar is the width of the vector at that point).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -149,6 +154,34 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
+# ### First, plain LoRA
+#
+# LoRA-Mini is LoRA with two frozen factors wrapped around the trained pair, so start with LoRA itself. LoRA
+# adds to the frozen layer a rank-$r$ update made of two trained matrices, $A\in\mathbb{R}^{r\times d_{in}}$ and
+# $B\in\mathbb{R}^{d_{out}\times r}$:
+#
+# $$y = W_0x + \text{bias} + \tfrac{\alpha}{r}\,B A\,x .$$
+#
+# Write its forward pass for a batch: `x` has shape `(..., d_in)` (any number of leading dimensions: batch,
+# tokens), `base` is the frozen `nn.Linear` ($W_0$ and the bias), and `scale` is $\alpha/r$. In PyTorch a row of
+# `x` is one token, so a matrix $M$ is applied to every row at once as `x @ M.T`.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+# Exercise 1: plain LoRA's forward pass
+def my_lora_forward(x, base, A, B, scale):
+    """y = base(x) + scale · B A x for x of shape (..., d_in); A is (r, d_in), B is (d_out, r)."""
+    ### BEGIN SOLUTION
+    return base(x) + scale * (x @ A.T @ B.T)
+    ### END SOLUTION
+
+
+checks.check_lora_forward(my_lora_forward)
+
+# %% [markdown]
+# LoRA-Mini keeps this shape of computation and changes only what sits between $x$ and the output: $A$ becomes
+# $A_{train}A_{aux}$ and $B$ becomes $B_{aux}B_{train}$, with the outer factors frozen.
+#
 # ### The layer in 20 lines
 #
 # Two trained `nn.Parameter`s and two frozen buffers. Buffers move with `.to(device)` like parameters do, but
@@ -276,7 +309,7 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 1: one training step
+# Exercise 2: one training step
 def my_step(model, optimizer, x, y):
     """One step on the mean squared error between model(x) and y; return the loss before the step (a float)."""
     ### BEGIN SOLUTION
@@ -294,7 +327,10 @@ _m = swap_in(make_pretrained(), ["up"], r=2, a=8, b=8)
 _opt = torch.optim.SGD([p for p in _m.parameters() if p.requires_grad], lr=0.1)
 _before = _m.up.B_train.detach().clone()
 _x = torch.randn(4, 32)
-assert isinstance(my_step(_m, _opt, _x, teacher(_x).detach()), float) and not torch.equal(_m.up.B_train, _before)
+_loss = my_step(_m, _opt, _x, teacher(_x).detach())   # a float or a one-number tensor, as the check accepts
+assert isinstance(_loss, (int, float, torch.Tensor)) and not isinstance(_loss, bool) and torch.as_tensor(_loss).numel() == 1, \
+    "return the loss before the step, one number (loss.item())"
+assert not torch.equal(_m.up.B_train, _before), "the step must move the trained factors"
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -391,20 +427,21 @@ print(f"saving vs LoRA = (d_in + d_out) / (a + b) = {(d_in + d_out) / (a + b):g}
 # depend on the rank. Notebook 02 turns this into exact counts for whole models.
 #
 # Your turn. A transformer block has wider matrices than the attention projections: its feed-forward part
-# first widens each token from 768 to 3072 numbers. Count with pencil and paper, then type the resulting
-# number itself (e.g. `lora_ffn = 12345`), not a formula: the point is to do the arithmetic once by hand.
+# first widens each token from 768 to 3072 numbers, then `output.dense` narrows it back from 3072 to 768. Count
+# with pencil and paper, then type the resulting number itself (e.g. `lora_out = 12345`), not a formula: the
+# point is to do the arithmetic once by hand.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 2: count LoRA's trainable numbers by hand
-# RoBERTa-base's feed-forward layer `intermediate.dense` maps d_in = 768 to d_out = 3072.
-# How many numbers does a LoRA adapter with r = 8 train on it? Set `lora_ffn` to that number.
+# Exercise 3: count LoRA's trainable numbers by hand
+# RoBERTa-base's feed-forward layer `output.dense` maps d_in = 3072 to d_out = 768.
+# How many numbers does a LoRA adapter with r = 4 train on it? Set `lora_out` to that number.
 ### BEGIN SOLUTION
-lora_ffn = 30_720   # A is r × d_in = 6,144 numbers, B is d_out × r = 24,576
+lora_out = 15_360   # A is r × d_in = 12,288 numbers, B is d_out × r = 3,072
 ### END SOLUTION
-checks.check_lora_count(lora_ffn, d_in=768, d_out=3072, r=8)
+checks.check_lora_count(lora_out, d_in=3072, d_out=768, r=4)
 ### BEGIN HIDDEN TESTS
-assert lora_ffn == 30_720
+assert lora_out == 15_360
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -456,7 +493,7 @@ print("aux tensors in state_dict:", [k for k in layer.state_dict() if "aux" in k
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 3: the shapes of the four factors
+# Exercise 4: the shapes of the four factors
 # RoBERTa's `output.dense` maps d_in = 3072 to d_out = 768. Adapt it with r = 8, a = 64, b = 16.
 # Fill in the (rows, columns) of each factor, e.g. my_shapes = {"A_aux": (?, ?), "A_train": (?, ?), ...}
 ### BEGIN SOLUTION
@@ -501,7 +538,7 @@ assert torch.equal(layer(x), base(x))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 4: build ΔW from the four factors
+# Exercise 5: build ΔW from the four factors
 def my_delta_weight(layer):
     """ΔW of a LoRAMiniLinear, shape (d_out, d_in)."""
     ### BEGIN SOLUTION
@@ -526,7 +563,7 @@ with torch.no_grad():
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 5: the forward pass
+# Exercise 6: the forward pass
 def my_forward(layer, x):
     """The output of a LoRAMiniLinear for x of shape (..., d_in): base output plus the scaled update."""
     ### BEGIN SOLUTION
@@ -561,7 +598,7 @@ with torch.no_grad():
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 6: predict the rank, then measure it
+# Exercise 7: predict the rank, then measure it
 # A colleague adapts a 64 → 48 layer with r = 8, a = 16, b = 4 (the package refuses r > min(a, b);
 # our ScratchLoRAMini does not). Once B_train has been trained to non-zero values, what rank will ΔW have?
 # Predict it first and set `predicted_rank`; the cell then builds the layer and measures the rank.
@@ -696,7 +733,7 @@ print("at init, |dL/dB_train| > 0 :", bool(fresh.B_train.grad.abs().sum() > 0))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 7: the gradient of B_train, by hand
+# Exercise 8: the gradient of B_train, by hand
 def my_grad_B_train(layer, x, g):
     """dL/dB_train, shape (b, r), for inputs x (n, d_in) and output gradient g = dL/dy (n, d_out)."""
     ### BEGIN SOLUTION
@@ -829,7 +866,7 @@ assert left == 0 and torch.allclose(before, after, atol=1e-5)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 8: merge and unload, by hand
+# Exercise 9: merge and unload, by hand
 def my_merge_and_unload(model):
     """Replace every loramini.LoRAMiniLinear in `model` by a plain nn.Linear with weight W0 + ΔW and the
     base layer's bias; return the model."""
@@ -948,7 +985,7 @@ cost
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 9: extra multiply-adds per token
+# Exercise 10: extra multiply-adds per token
 # An unmerged LoRA-Mini adapter on `output.dense` (d_in = 3072 → d_out = 768) with r = 4, a = b = 16,
 # applied as the plain chain x → A_aux → A_train → B_train → B_aux. How many multiply-adds per token?
 ### BEGIN SOLUTION
@@ -1040,7 +1077,8 @@ plt.show()
 #   aligned with the random subspaces. LoRA (identity aux) can fit it exactly from $r=k$ on. LoRA-Mini can only
 #   reach the part of $\Delta W^*$ that lives in its $b$-dimensional output and $a$-dimensional input
 #   subspaces; for random subspaces that is on average a fraction $\frac{a}{d_{in}}\cdot\frac{b}{d_{out}}$ of the
-#   energy, so its error should plateau near $1-\frac{a\,b}{d_{in}d_{out}} = 0.75$, whatever $r$.
+#   energy, so once $r \ge k$ its error should plateau near $1-\frac{a\,b}{d_{in}d_{out}} = 0.75$, and raising
+#   $r$ further cannot lower it. Below $k$ the rank limits it as well, so the error starts higher.
 #
 # The second case is an honest limit of the method: with $a, b \ll d$, LoRA-Mini bets that a random subspace of
 # a *large* layer contains enough useful directions (Section 12 says why that bet is reasonable). Smoke mode
@@ -1138,7 +1176,7 @@ assert knee and falls and lora[K] < 1e-3
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# Exercise 10: predict the plateau, then run
+# Exercise 11: predict the plateau, then run
 # LoRA-Mini with a = b = 48 on the 64 × 64 layer, generic rank-4 target. Set `predicted_error` to the relative
 # error you expect (a number between 0 and 1).
 ### BEGIN SOLUTION
@@ -1187,7 +1225,7 @@ print(f"seed 0: best reachable {seed_errors[0]:.4f}, the fit of Section 11 at r 
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 11: a 95% confidence interval over seeds
+# Exercise 12: a 95% confidence interval over seeds
 from scipy import stats
 
 
@@ -1211,7 +1249,7 @@ assert abs(ci95(seed_errors)[0] - _low) < 1e-9 and abs(ci95(seed_errors)[1] - _h
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 12: read the interval
+# Exercise 13: read the interval
 # Compute the 95% interval of `seed_errors` (with your ci95, or scipy.stats.t.interval) and print it. Does the
 # predicted plateau 0.75 lie inside? Set `prediction_inside` to True or False.
 ### BEGIN SOLUTION
@@ -1321,18 +1359,20 @@ assert abs((x @ A_scaled.T).var().item() - 1) < 0.1 and abs(ratio - math.sqrt(76
 # ## 13. Optional: the custom backward, `LoRAMiniFunction`
 #
 # `LoRAMiniLinear.adapter_forward` does not leave the chain to autograd; it calls `LoRAMiniFunction`, a
-# `torch.autograd.Function` with a hand-written backward (the formulas of Section 6, in row form). Two things
+# `torch.autograd.Function` with a hand-written backward (the formulas of Section 6, in row form). Two questions
 # matter for memory and speed:
 #
-# * **What is kept for the backward pass.** To compute the gradients later, a layer must keep some activations of
-#   every token until the backward pass. `LoRAMiniFunction` keeps the two thin ones, $u = A_{aux}x$ ($a$ numbers)
-#   and $h = A_{train}u$ ($r$ numbers). A LoRA branch $x \to A \to B$ keeps its $d_{in}$-wide input $x$ (for $A$'s
-#   gradient) and $h$.
-# * **How wide the backward products are.** It folds $s\,B_{aux}B_{train}$ into one $d_{out}\times r$ matrix, so
-#   the wide gradient is only ever multiplied r-wide, as in LoRA.
+# * **What is kept for the backward pass?** To compute the gradients later, a layer must keep some activations of
+#   every token until the backward pass. The LoRA-Mini chain needs only the two thin ones, $u = A_{aux}x$ ($a$
+#   numbers) and $h = A_{train}u$ ($r$ numbers): $A_{aux}$ is frozen, so no gradient needs $x$ itself. A LoRA
+#   branch $x \to A \to B$ must keep its $d_{in}$-wide input $x$ (for $A$'s gradient) and $h$. Is the thin
+#   memory the custom function's doing, or the hourglass's? Predict, then read the count below.
+# * **How wide are the backward products?** The custom function folds $s\,B_{aux}B_{train}$ into one
+#   $d_{out}\times r$ matrix, so the wide gradient is only ever multiplied r-wide, as in LoRA.
 #
 # PyTorch can show what is kept: `saved_tensors_hooks` sees every tensor saved for backward. Counting the saved
-# numbers with one row per token:
+# numbers with one row per token, for the custom function, for the same chain left to plain autograd, and for
+# LoRA:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -1396,7 +1436,26 @@ for name, ours, ref in zip(["output", "dL/dA_train", "dL/dB_train", "dL/dx"], *r
 #   12,288 on a $768\times768$ layer with $a=b=32$, $r=8$ (about 4x). Pre-multiplying both pairs once per batch
 #   brings it to exactly LoRA's per-token cost; merged, it costs nothing.
 # * LoRA-Mini learns low-rank updates *inside a random subspace*: the planted-update experiment shows the knee at
-#   the true rank, and a plateau near $1-ab/d^2$ for updates outside the subspaces.
+#   the true rank, and from $r=k$ on a plateau near $1-ab/d^2$ for updates outside the subspaces.
+#
+# ## Questionnaire
+#
+# Answer in a sentence or two each, without running code; every answer is in this notebook. (Good for a quiz or a
+# discussion section; there is no automatic check.)
+#
+# 1. Write LoRA-Mini's update $\Delta W$ with the shape of each of its four factors. Which two are trained, and
+#    how does a reloaded adapter get the other two back?
+# 2. What does the scale $\alpha/r$ do, and why divide by $r$ rather than use $\alpha$ alone?
+# 3. Why does training start exactly at the pretrained model? Which factor is zero, and why must the other
+#    trained one not be zero too?
+# 4. What is the largest rank $\Delta W$ can have, and why does the package refuse $r > \min(a, b)$?
+# 5. At initialisation, which trained factor receives a non-zero gradient, and why only that one?
+# 6. How many numbers does LoRA-Mini train on a $d_{in}\times d_{out}$ layer, and why is its saving over LoRA
+#    the same at every $r$?
+# 7. Why can an adapter be merged into $W_0$ at no cost at inference time, and what does the unmerged chain
+#    cost per token instead?
+# 8. In the planted-update experiment, why does LoRA-Mini's error on a generic target stop falling near
+#    $1-ab/d^2$ while LoRA's reaches zero? What did ten projection seeds and a 95% interval add to one run?
 #
 # ## More to explore (open questions, no automatic check)
 #

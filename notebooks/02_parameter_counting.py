@@ -2,11 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -47,32 +47,26 @@
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# On Colab: install loramini from GitHub. Everywhere else (your venv, conda, Binder, CI) this cell
-# does nothing, because the package is already installed there.
+# On Colab: install loramini (and what the notebooks use) from GitHub. Everywhere else (your venv, conda,
+# Binder, CI) this cell does nothing, because the package is already installed there.
+import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    # %pip install -q "loramini @ git+https://github.com/loramini-course/loramini.git"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "loramini[lab] @ git+https://github.com/loramini-course/loramini.git"], check=True)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# Pick the best accelerator available: CUDA (Colab GPU), then Apple's MPS, then the CPU.
-import os
-
+# The same start in every notebook (loramini/notebook.py): the device is CUDA when there is a GPU (Colab),
+# else the CPU, the two that training runs on; SMOKE (LORAMINI_SMOKE=1, set by CI and Binder) shrinks the
+# experiments while every cell still runs.
 import torch
 
 import loramini
+import loramini.notebook
 
-if torch.cuda.is_available():
-    device = torch.device("cuda")
-elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-    device = torch.device("mps")
-else:
-    device = torch.device("cpu")
-
-# One switch shrinks the experiments (CI and Binder set it); every cell still runs.
-SMOKE = os.environ.get("LORAMINI_SMOKE", "0") == "1"
-print(f"loramini {loramini.__version__} | torch {torch.__version__} | device: {device} | smoke mode: {SMOKE}")
+device, SMOKE = loramini.notebook.setup()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -169,7 +163,8 @@ assert mini_ffn == 320
 
 # %% [markdown]
 # Now a whole model. The table above lists the six linear layers of one RoBERTa-base block; the model
-# stacks 12 such blocks. Count the adapter numbers of the `all-linear` preset, for LoRA and for LoRA-Mini.
+# stacks 12 such blocks. Count the adapter numbers of the `all-linear` preset, for LoRA and for LoRA-Mini, at a
+# smaller rank and with unequal aux widths (the tables further down use $r=8$, $a=b=32$; do not look ahead).
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -178,15 +173,15 @@ assert mini_ffn == 320
 ROBERTA_BASE_BLOCK = {"query": (768, 768), "key": (768, 768), "value": (768, 768),
                       "attention.output.dense": (768, 768),
                       "intermediate.dense": (768, 3072), "output.dense": (3072, 768)}
-# Set `lora_all` (LoRA, r = 8) and `mini_all` (LoRA-Mini, r = 8, a = b = 32) for all 12 blocks.
+# Set `lora_all` (LoRA, r = 4) and `mini_all` (LoRA-Mini, r = 4, a = 16, b = 48) for all 12 blocks.
 ### BEGIN SOLUTION
-lora_all = 12 * (4 * 8 * (768 + 768) + 8 * (768 + 3072) + 8 * (3072 + 768))
-mini_all = 12 * 6 * 8 * (32 + 32)
+lora_all = 12 * (4 * 4 * (768 + 768) + 4 * (768 + 3072) + 4 * (3072 + 768))
+mini_all = 12 * 6 * 4 * (16 + 48)
 ### END SOLUTION
-checks.check_model_count(lora_all, ROBERTA_BASE_BLOCK, r=8, n_blocks=12)
-checks.check_model_count(mini_all, ROBERTA_BASE_BLOCK, r=8, a=32, b=32, n_blocks=12)
+checks.check_model_count(lora_all, ROBERTA_BASE_BLOCK, r=4, n_blocks=12)
+checks.check_model_count(mini_all, ROBERTA_BASE_BLOCK, r=4, a=16, b=48, n_blocks=12)
 ### BEGIN HIDDEN TESTS
-_cfg = loramini.LoRAMiniConfig(r=8, a=32, b=32, target_modules="all-linear")
+_cfg = loramini.LoRAMiniConfig(r=4, a=16, b=48, target_modules="all-linear")
 assert lora_all == loramini.predict_adapter_params(meta_model("roberta-base"), _cfg, method="lora")
 assert mini_all == loramini.predict_adapter_params(meta_model("roberta-base"), _cfg, method="loramini")
 ### END HIDDEN TESTS
@@ -588,21 +583,36 @@ default
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+# Widget messages can reach the kernel on two threads at once (JupyterLab sends some on a subshell), and after
+# each one the kernel asks pyplot to redraw every figure it holds. matplotlib's text layout is not thread-safe,
+# so a chart made with plt.subplots() can be laid out by two threads at once and fail. The chart is therefore
+# a bare `Figure` that pyplot never sees, drawn under a lock, with plain tick labels (no math text).
+import threading
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
+
+_one_chart_at_a_time = threading.Lock()
+
+
 def show(model_name, target, r, a, b):
     try:
         table = explorer_table(model_name, target, r, a, b)
     except ValueError as err:
         print(err)
         return
-    print(f"{model_name}, {target}: LoRA / LoRA-Mini = {table.attrs['ratio']:.1f}x (adapter only)")
-    display(table)
-    fig, ax = plt.subplots(figsize=(6.5, 2.4))
-    ax.barh(table.index, table["adapter"], color=["tab:blue", "tab:orange", "tab:grey"])
-    ax.set_xscale("log")
-    ax.set_xlabel("trainable numbers (log scale)")
-    ax.invert_yaxis()
-    fig.tight_layout()
-    plt.show()
+    with _one_chart_at_a_time:
+        print(f"{model_name}, {target}: LoRA / LoRA-Mini = {table.attrs['ratio']:.1f}x (adapter only)")
+        display(table)
+        fig = Figure(figsize=(6.5, 2.4), dpi=plt.rcParams["figure.dpi"], layout="constrained")
+        ax = fig.subplots()
+        ax.barh(table.index, table["adapter"], color=["tab:blue", "tab:orange", "tab:grey"])
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:,.0f}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("trainable numbers (log scale)")
+        ax.invert_yaxis()
+        display(fig)
 
 
 controls = dict(
@@ -630,6 +640,22 @@ display(widgets.VBox([widgets.HBox([controls["model_name"], controls["target"]])
 #   $a+b\approx77$ on RoBERTa-base attention layers.
 # * On disk, LoRA-Mini stores only $A_{train}$ and $B_{train}$ (4 bytes a number in fp32); the aux factors
 #   come back from the seed.
+#
+# ## Questionnaire
+#
+# Answer in a sentence or two each; every answer is in this notebook. (No automatic check.)
+#
+# 1. What is the `meta` device, and why can it count the parameters of roberta-large on a laptop?
+# 2. What are the three counting conventions (adapter only, head only, both), and which one does PEFT's
+#    `print_trainable_parameters` line report?
+# 3. Why does RoBERTa's classification head have so many numbers compared with the adapters, and how does it
+#    change a "times fewer" claim?
+# 4. Which layers do the presets `attention`, `dense` and `all-linear` adapt, and why is the head never one of them?
+# 5. Why is a target such as `"dense"` ambiguous, and what rule does the package use to match a layer's name?
+# 6. Which $a+b$ makes LoRA-Mini train 20x fewer adapter numbers than LoRA on roberta-base's attention layers,
+#    and why does the answer not depend on $r$?
+# 7. Why does a LoRA-Mini adapter file hold only $A_{train}$, $B_{train}$ and the head? How many bytes does a
+#    number take in float32 and in bfloat16?
 #
 # ## More to explore (open questions, no automatic check)
 #

@@ -2,11 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -39,7 +39,7 @@
 # > (a real model on a CPU), so they run once from the command line,
 # > [`benchmarks/accuracy_vs_params.py`](../benchmarks/accuracy_vs_params.py), which caches every training run
 # > and writes one results file; this notebook reads those files and trains nothing itself, except in
-# > Exercise 3, whose runs are cached as well.
+# > Exercises 3 and 5, whose runs are cached as well (a setting nobody ran before trains the tiny model).
 # > * **Sections 2–5** on `synthetic-rank` read `benchmarks/results/accuracy-vs-params-smoke.json` (the offline
 # >   tiny RoBERTa, hidden size 64), made in the same way in every mode.
 # > * **The real-model figures** read `benchmarks/results/accuracy-vs-params.json` (all-MiniLM-L6-v2 on SST-2 and
@@ -55,9 +55,10 @@
 # > 3. compare methods at equal *cost*, on a plot of the metric against trainable parameters (log scale);
 # > 4. check that a learning-rate sweep bracketed its optimum, and derive how much larger LoRA-Mini's rate must be
 # >    than LoRA's from Adam's first step;
-# > 5. design a small ablation, run it from a cache, and explain its result against the noise.
+# > 5. design a small ablation, run it from a cache, and explain its result against the noise;
+# > 6. set up a fair comparison of two methods at equal cost and run it themselves.
 # >
-# > *Time:* 45 minutes. *Prerequisites:* notebooks 01–03.
+# > *Time:* 45–60 minutes, plus the exercises. *Prerequisites:* notebooks 01–03.
 # > *Source to read alongside:* [`loramini/experiments.py`](../loramini/experiments.py) (the protocol and the
 # > derivation), [`loramini/ablation.py`](../loramini/ablation.py) (cached runs) and
 # > [`benchmarks/accuracy_vs_params.py`](../benchmarks/accuracy_vs_params.py) (the grid that was run).
@@ -71,41 +72,33 @@
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# On Colab: install loramini from GitHub. Everywhere else (your venv, conda, Binder, CI) this cell
-# does nothing, because the package is already installed there.
+# On Colab: install loramini (and what the notebooks use) from GitHub. Everywhere else (your venv, conda,
+# Binder, CI) this cell does nothing, because the package is already installed there.
+import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    # %pip install -q "loramini @ git+https://github.com/loramini-course/loramini.git"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "loramini[lab] @ git+https://github.com/loramini-course/loramini.git"], check=True)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# Pick the best accelerator available: CUDA (Colab GPU), then Apple's MPS, then the CPU.
-import os
-
+# The same start in every notebook (loramini/notebook.py): the device is CUDA when there is a GPU (Colab),
+# else the CPU, the two that training runs on; SMOKE (LORAMINI_SMOKE=1, set by CI and Binder) shrinks the
+# experiments while every cell still runs.
 import torch
 
 import loramini
+import loramini.notebook
 
-if torch.cuda.is_available():
-    device = torch.device("cuda")
-elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-    device = torch.device("mps")
-else:
-    device = torch.device("cpu")
-
-# One switch shrinks the experiments (CI and Binder set it); every cell still runs.
-SMOKE = os.environ.get("LORAMINI_SMOKE", "0") == "1"
-print(f"loramini {loramini.__version__} | torch {torch.__version__} | device: {device} | smoke mode: {SMOKE}")
+device, SMOKE = loramini.notebook.setup()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 # %matplotlib inline
-import json
 import math
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -124,52 +117,28 @@ print(f"pandas {pd.__version__} | python {sys.version.split()[0]}")
 # %% [markdown]
 # ## 1. The results files
 #
-# The next cell finds the repository from wherever the notebook runs (this folder, or `notebooks/exercises/`
-# for the student copy), reads both results files, and says what produced each one. On Colab, where only the
-# package is installed, it fetches them from the repository instead.
+# The package ships both results files (`loramini/results/`, copies of `benchmarks/results/`), so the next cell
+# reads them the same way in a clone, after `pip install` and on Colab, and says what produced each one.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-REPO_URL = "https://raw.githubusercontent.com/loramini-course/loramini/main/"
+from loramini import results as shipped_results   # the results files, installed with the package
 
 
 def repo_root(start=None):
-    """The repository folder: the first folder at or above `start` (default: here) that holds the results."""
+    """The repository folder at or above `start` (default: here), or None (after `pip install`, on Colab):
+    Section 6 reuses the runs cached under its notebooks/results/."""
     start = Path(start or Path.cwd()).resolve()
     for folder in (start, *start.parents):
-        if (folder / "benchmarks" / "results").is_dir() or (folder / "notebooks" / "results").is_dir():
+        if (folder / "notebooks" / "results").is_dir():
             return folder
     return None
 
 
 ROOT = repo_root()
-
-
-def results_file(relative):
-    """A file of the repository: local inside a clone, else downloaded (Colab); None when it does not exist."""
-    if ROOT is not None:
-        return ROOT / relative if (ROOT / relative).is_file() else None
-    target = Path(tempfile.gettempdir()) / "loramini-results" / relative
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        urllib.request.urlretrieve(REPO_URL + relative, target)
-        return target
-    except OSError:
-        return None
-
-
-def load(relative):
-    path = results_file(relative)
-    return None if path is None else json.loads(path.read_text())
-
-
-smoke = load("benchmarks/results/accuracy-vs-params-smoke.json")   # tiny RoBERTa, synthetic-rank
-real = load("benchmarks/results/accuracy-vs-params.json")          # all-MiniLM-L6-v2, SST-2 and STS-B
-assert smoke is not None, "benchmarks/results/accuracy-vs-params-smoke.json is missing: clone the repository"
+smoke = shipped_results.load("accuracy-vs-params-smoke")   # tiny RoBERTa, synthetic-rank
+real = shipped_results.load("accuracy-vs-params")          # all-MiniLM-L6-v2, SST-2 and STS-B
 for name, found in (("smoke run (tiny RoBERTa)", smoke), ("real run", real)):
-    if found is None:
-        print(f"{name}: not in this repository yet; the real-model figures below are skipped\n")
-        continue
     tasks = list(dict.fromkeys(c["task"] for c in found["cells"]))
     seeds = sorted({s for c in found["cells"] for s in c["seeds"]})
     print(f"{name}: tasks {tasks}, seeds {seeds}, {len(found['cells'])} settings, {len(found['lr_sweeps'])} sweeps")
@@ -311,8 +280,19 @@ assert (my_mean_by_r(runs, "accuracy").reindex(_want.index) - _want).abs().max()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-LABELS = {"lora": "LoRA (PEFT), r = 1…16", "vera": "VeRA (PEFT)", "tinylora": "TinyLoRA (PEFT)"}
-METRIC_NAMES = {"accuracy": "validation accuracy", "pearson_spearman": "validation Pearson/Spearman (mean)"}
+LABELS = {"vera": "VeRA (PEFT)", "tinylora": "TinyLoRA (PEFT)"}
+METRIC_NAMES = {"accuracy": "validation accuracy", "pearson_spearman": "validation Pearson/Spearman (mean)",
+                "combined": "validation Pearson/Spearman (mean)"}
+# One colour per series in every panel (a series missing from a panel leaves its colour unused).
+COLORS = {"lora": "C0", "loramini a=b=16": "C1", "loramini a=b=32": "C2", "loramini a=b=64": "C3", "vera": "C4",
+          "tinylora": "C5", "full fine-tuning": "C6", "head only": "C7", "probe ([CLS])": "C8",
+          "probe (mean-pooled)": "C9", "zero-shot cosine": "black"}
+
+
+def lora_label(cells):
+    """'LoRA (PEFT), r = …' naming the ranks this panel has."""
+    ranks = sorted(c["r"] for c in cells if c["method"] == "lora")
+    return "LoRA (PEFT), r = " + (f"{ranks[0]}…{ranks[-1]}" if len(ranks) > 2 else ", ".join(map(str, ranks)))
 
 
 def figure(results, task, ax):
@@ -331,13 +311,14 @@ def figure(results, task, ax):
         if found:
             refs[label] = found
     refs |= {ref["label"]: ref for ref in results["references"] if ref["task"] == task}
-    plot_accuracy_vs_params(adapters, refs, ax=ax, title=f"{task} · {cells[0]['model']}")
+    plot_accuracy_vs_params(adapters, refs, ax=ax, title=f"{task} · {cells[0]['model']}", colors=COLORS)
     for c in adapters:  # name LoRA's ranks on the plot
         if c["method"] == "lora":
             ax.annotate(f"r={c['r']}", (c["adapter_params"], c["metric_mean"]), textcoords="offset points",
-                        xytext=(4, -10), fontsize=7, color="C0")
+                        xytext=(4, -10), fontsize=7, color=COLORS["lora"])
     handles, labels = ax.get_legend_handles_labels()
-    labels = [LABELS.get(l, l.replace("loramini a=b=", "LoRA-Mini, a = b = ")) for l in labels]
+    labels = [lora_label(cells) if l == "lora" else LABELS.get(l, l.replace("loramini a=b=", "LoRA-Mini, a = b = "))
+              for l in labels]
     ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_ylabel(METRIC_NAMES.get(cells[0]["metric_name"], cells[0]["metric_name"]))
     ax.set_xlabel("trainable adapter parameters (log scale)")
@@ -391,11 +372,12 @@ for results, task in RUNS:
 # NBVAL_IGNORE_OUTPUT
 NAMES = {"loramini": "LoRA-Mini", "lora": "LoRA (PEFT)", "vera": "VeRA (PEFT)", "tinylora": "TinyLoRA (PEFT)",
          "head": "head only", "full": "full fine-tuning"}
+SWEEP_COLORS = {method: f"C{i}" for i, method in enumerate(NAMES)}  # one colour per method in every panel
 fig, axes = plt.subplots(1, len(RUNS), figsize=(4.6 * len(RUNS) + 1.6, 3.6), squeeze=False)
 for (results, task), ax in zip(RUNS, axes[0]):
     sweeps = [s for s in results["lr_sweeps"] if s["task"] == task]
-    for i, s in enumerate(sweeps):
-        color = f"C{i}"
+    for s in sweeps:
+        color = SWEEP_COLORS.get(s["method"], "black")
         ax.plot(s["grid"], s["scores"], "-o", ms=4, color=color, label=NAMES.get(s["method"], s["method"]))
         best = s["scores"][s["grid"].index(s["best_lr"])]
         ax.plot([s["best_lr"]], [best], "*", ms=13, color=color, markeredgecolor="black")
@@ -407,7 +389,12 @@ for (results, task), ax in zip(RUNS, axes[0]):
     ax.set_ylabel("selection-split " + METRIC_NAMES.get(metric, metric).replace("validation ", ""))
     ax.set_title(f"{task}: learning-rate sweeps (★ chosen)")
     ax.grid(alpha=0.3, which="both")
-axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+legend = {}  # every method of every panel, once (one panel's legend would miss the others' methods)
+for ax in axes[0]:
+    for handle, label in zip(*ax.get_legend_handles_labels()):
+        legend.setdefault(label, handle)
+axes[0, -1].legend(legend.values(), legend.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                   frameon=False)
 fig.tight_layout()
 plt.show()
 
@@ -438,31 +425,33 @@ print("every optimum is bracketed by its grid" if edges.empty else
 #
 # **Adam's first step** moves every trainable number by $\pm$ the learning rate $\eta$ (the sign of its
 # gradient), whatever the gradient's size. To first order the loss then drops by $\eta$ times the sum of the
-# absolute gradient entries, $\eta\,\lVert\text{grad}\rVert_1$. For LoRA that is $\eta\,\lVert g\rVert_1$, a sum of
-# $d_{out}$ entries per column. For LoRA-Mini each entry of $B_{aux}^\top g$ is a random combination of a column of
-# $g$: with $B_{aux}\sim\mathcal N(0, 1/b)$ its typical size is $\lVert g_{:,j}\rVert_2/\sqrt b$, and there are $b$
-# of them per column. Summing,
+# absolute gradient entries, $\eta\,\lVert\text{grad}\rVert_1$. Compare that sum for the two methods, one column
+# $j$ (one of the $r$ directions) at a time, using $\lVert v\rVert_1\approx\sqrt{n}\,\lVert v\rVert_2$ for a vector of
+# $n$ comparable entries:
 #
-# $$\frac{\lVert B_{aux}^\top g\rVert_1}{\lVert g\rVert_1}\;\approx\;\frac{b\cdot \lVert g_{:,j}\rVert_2/\sqrt b}{\sqrt{d_{out}}\,\lVert g_{:,j}\rVert_2}\;=\;\sqrt{\frac{b}{d_{out}}}$$
+# * LoRA's column $g_{:,j}$ has $d_{out}$ entries, so its sum is about $\sqrt{d_{out}}\,\lVert g_{:,j}\rVert_2$.
+# * LoRA-Mini's column of $B_{aux}^\top g$ has $b$ entries, each a random combination of $g_{:,j}$: with
+#   $B_{aux}\sim\mathcal N(0, 1/b)$ each is typically $\lVert g_{:,j}\rVert_2/\sqrt b$ in size.
 #
-# (using $\lVert v\rVert_1\approx\sqrt{n}\,\lVert v\rVert_2$ for a vector of $n$ comparable entries, up to the same
-# constant on both sides). At the same learning rate LoRA-Mini's first step lowers the loss only about
-# $\sqrt{b/d_{out}}$ as much as LoRA's. [`first_step_descent_ratio`](../loramini/experiments.py) measures that ratio
-# with autograd on real layers (ten random layers and upstream gradients, $r=8$, $a=b=32$) next to the prediction.
-#
-# Before you run it: what learning-rate ratio (LoRA-Mini's rate / LoRA's) would make LoRA-Mini's first step
-# lower the loss as much as LoRA's, on all-MiniLM-L6-v2's layers ($d_{in}=d_{out}=384$) with $b=32$?
+# Finish the argument yourself: at the same learning rate, LoRA-Mini's first step lowers the loss by some
+# fraction of LoRA's, a fraction that depends only on $b$ and $d_{out}$. Which learning-rate ratio (LoRA-Mini's rate
+# / LoRA's) makes LoRA-Mini's first step lower the loss as much as LoRA's? Write it as a function of $d_{out}$ and
+# $b$; the check tries it on the widths of the models in this notebook and on two more. After it,
+# [`first_step_descent_ratio`](../loramini/experiments.py) measures the descent ratio with autograd on real layers
+# (ten random layers and upstream gradients, $r=8$, $a=b=32$).
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 2: predict the learning-rate ratio
-# Set `my_ratio` to LoRA-Mini's learning rate divided by LoRA's that evens out the first Adam step,
-# for d_out = 384 and b = 32. A number (you may compute it).
-d_out, b = 384, 32
-### BEGIN SOLUTION
-my_ratio = math.sqrt(d_out / b)   # the descent ratio is sqrt(b / d_out); the rate makes up for it
-### END SOLUTION
-checks.check_lr_ratio(my_ratio, d_out=d_out, b=b)
+# Exercise 2: the learning-rate ratio that evens out the first Adam step
+# Write `my_lr_ratio(d_out, b)`: LoRA-Mini's learning rate divided by LoRA's that makes the first Adam step lower
+# the loss equally, for a layer with d_out outputs and LoRA-Mini width b.
+def my_lr_ratio(d_out, b):
+    ### BEGIN SOLUTION
+    return math.sqrt(d_out / b)   # the descent ratio is (b · 1/sqrt(b)) / sqrt(d_out) = sqrt(b / d_out)
+    ### END SOLUTION
+
+
+checks.check_lr_ratio(my_lr_ratio, d_out=384, b=32)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -477,7 +466,8 @@ derivation = pd.DataFrame(rows).set_index("model")
 print(derivation.to_string())
 
 # %% [markdown]
-# The cell asserts that each measurement is within 15% of $\sqrt{b/d_{out}}$. The derivation predicts a rate
+# The derivation's descent ratio is $\frac{b\cdot\lVert g_{:,j}\rVert_2/\sqrt b}{\sqrt{d_{out}}\,\lVert g_{:,j}\rVert_2}
+# = \sqrt{b/d_{out}}$, and the cell asserts that each measurement is within 15% of it. The derivation predicts a rate
 # ratio of about $\sqrt{d_{out}/b}$: 1.4 on the tiny model, 3.5 on all-MiniLM-L6-v2, 4.9 on roberta-base. This is a
 # statement about the *first* step only; later steps depend on the loss surface, the schedule and the head, so the
 # prediction is a starting point for the sweep, not a replacement for it. What did the sweeps choose? (Their grids
@@ -559,20 +549,66 @@ checks.check_ablation_table(my_table, "metric")
 # adapter numbers. What would you run next to be more certain?
 #
 # ### BEGIN SOLUTION
-# *A model answer, from the committed run (the runs are cached, so every mode shows the same numbers).* I varied
+# *A model answer, from the committed run. The runs are read back from the cache committed with the repository,
+# so every mode prints the same table; a run of your own that is not in the cache trains and may differ.* I varied
 # the rank $r \in \{1, 2, 4\}$ and the width $a = b \in \{4, 32\}$, three seeds each, and held everything else at
-# `FIXED`: the same data, budget and tuned learning rate (0.04) as Section 2. Along $r$ nothing is resolved at
-# either width: at $a=b=32$ the means are 0.712, 0.705, 0.685 and at $a=b=4$ 0.663, 0.655, 0.660, every interval
-# overlapping the others of its width. The width moves the mean by 2.5 to 5 points at every $r$, but three seeds
-# resolve that only at $r=2$ (0.655 [0.647, 0.662] against 0.705 [0.664, 0.747]). At a similar cost the comparison
-# points the same way: $r=4$ with $a=b=4$ trains 128 numbers and scores 0.660, $r=1$ with $a=b=32$ trains 256
-# and scores 0.712. The 4-wide adapters stay at or below the head alone (0.677 in Section 2): with $a=4$ the update
-# can only read the 4 random directions that $A_{aux}$ picks out of the 64-wide input, whatever $r$ is, so more
-# rank inside that subspace cannot help. So a small LoRA-Mini adapter on this task is short of width rather than rank, but the
-# evidence is thin (one resolved difference out of three). To be more certain I would run more seeds, add
-# $a=b \in \{8, 16\}$ to see where the rise happens, and repeat the grid at the runner-up rate 0.012, because
-# Section 2 showed seeds failing at 0.04 for the wider adapters.
+# `FIXED`: the same data, budget and tuned learning rate (0.012) as Section 2. Along $r$ nothing is resolved at
+# either width: at $a=b=32$ the means are 0.692, 0.718, 0.732 and at $a=b=4$ 0.669, 0.663, 0.659, every interval
+# overlapping the others of its width. The width moves the mean by 2 to 7 points at every $r$, and three seeds
+# resolve that at $r=2$ (0.663 [0.655, 0.670] against 0.718 [0.708, 0.728]) and at $r=4$ (0.659 [0.648, 0.669]
+# against 0.732 [0.690, 0.774]), not at $r=1$ (0.669 [0.666, 0.672] against 0.692 [0.654, 0.730]). At a similar
+# cost the comparison points the same way: $r=4$ with $a=b=4$ trains 128 numbers and scores 0.659, $r=1$ with
+# $a=b=32$ trains 256 and scores 0.692. The 4-wide adapters all stay below the head alone (0.677 in Section 2):
+# with $a=4$ the update can only read the 4 random directions that $A_{aux}$ picks out of the 64-wide input,
+# whatever $r$ is, so more rank inside that subspace cannot help. So a small LoRA-Mini adapter on this task is
+# short of width rather than rank, and two of the three width differences are resolved; the rank differences are
+# not. To be more certain I would run more seeds, add $a=b \in \{8, 16\}$ to see where the rise happens, and
+# retune the rate for the 4-wide adapters: 0.012 was tuned at $a=b=32$, and Section 5's argument says a narrower
+# $b$ lowers the first step's descent by $\sqrt{b/d_{out}}$, so $b=4$ may want a rate about
+# $\sqrt{32/4} \approx 2.8$ times larger.
 # ### END SOLUTION
+
+# %% [markdown]
+# ## 7. Your turn: LoRA against LoRA-Mini at the same cost
+#
+# The paper's claim is about accuracy *per trainable number*. Section 3 read equal-cost comparisons off the
+# protocol's runs; now run one yourself. On the tiny model the adapters sit on `query` and `value` of its 2
+# layers: 4 matrices of $64\times64$, so LoRA trains $4\,r\,(64+64)$ numbers and LoRA-Mini $4\,r\,(a+b)$.
+#
+# 1. Pick a LoRA rank and a LoRA-Mini shape ($r \le a = b$) that train *exactly* the same number of adapter
+#    numbers.
+# 2. Run each over three seeds at its method's tuned rate (`TUNED` below, from Section 4's sweeps):
+#    `cached_run({**FIXED, "method": "lora", "lr": TUNED["lora"], "r": r, "seed": s}, train_cell, CACHE)` for LoRA,
+#    `cached_run({**FIXED, "r": r, "a": w, "b": w, "seed": s}, train_cell, CACHE)` for LoRA-Mini. A shape the
+#    protocol ran reads back from the cache; any other trains the tiny model, a few seconds per seed.
+# 3. Collect one row per run in a DataFrame with columns `method` (`"lora"` or `"loramini"`), `seed`,
+#    `adapter_params` (from the result) and `metric`; `checks.check_equal_cost_comparison` makes sure the
+#    comparison is fair. Then print each method's mean with its 95% interval (`confidence_interval`) and whether
+#    the seeds resolve the difference (`overlap`).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# Exercise 5: LoRA against LoRA-Mini at the same cost
+TUNED = {s["method"]: s["best_lr"] for s in smoke["lr_sweeps"] if s["task"] == "synthetic-rank"}
+print(f"tuned rates on synthetic-rank: LoRA {TUNED['lora']:g}, LoRA-Mini {TUNED['loramini']:g}")
+# Set `my_pair` to a DataFrame: one row per run, columns method, seed, adapter_params, metric.
+### BEGIN SOLUTION
+rows = []
+for seed in (0, 1, 2):
+    lora_run = cached_run({**FIXED, "method": "lora", "lr": TUNED["lora"], "r": 1, "seed": seed}, train_cell, CACHE)
+    mini_run = cached_run({**FIXED, "r": 4, "a": 16, "b": 16, "seed": seed}, train_cell, CACHE)  # 4·4·32 = 4·1·128
+    rows += [{"method": "lora", "shape": "r=1", "seed": seed, **{k: lora_run[k] for k in ("adapter_params", "metric")}},
+             {"method": "loramini", "shape": "r=4, a=b=16", "seed": seed,
+              **{k: mini_run[k] for k in ("adapter_params", "metric")}}]
+my_pair = pd.DataFrame(rows)
+stats = {m: confidence_interval(part["metric"]) for m, part in my_pair.groupby("method")}
+for m, (mean, (low, high)) in stats.items():
+    print(f"{NAMES_SHORT[m]:<9} {my_pair[my_pair.method == m]['shape'].iloc[0]:<12} "
+          f"{my_pair[my_pair.method == m]['adapter_params'].iloc[0]:,} numbers: {mean:.3f} [{low:.3f}, {high:.3f}]")
+print("the seeds " + ("do not resolve the difference" if overlap(stats["lora"][1], stats["loramini"][1])
+                      else "resolve the difference"))
+### END SOLUTION
+checks.check_equal_cost_comparison(my_pair, "metric")
 
 # %% [markdown]
 # ## Summary
@@ -586,6 +622,24 @@ checks.check_ablation_table(my_table, "metric")
 # * LoRA-Mini's first Adam step lowers a loss about $\sqrt{b/d_{out}}$ as much as LoRA's at the same rate
 #   (derived, then measured with autograd), so its rate should be about $\sqrt{d_{out}/b}$ times LoRA's: 3.5x on a
 #   384-wide model, 4.9x on roberta-base. Section 5 sets that against the rates the sweeps chose.
+# * Sections 6 and 7 are yours: an ablation of rank against width, and LoRA against LoRA-Mini at exactly the same
+#   number of adapter numbers, each over three seeds and read against the noise.
+#
+# ## Questionnaire
+#
+# Answer in a sentence or two each; every answer is in this notebook. (No automatic check.)
+#
+# 1. Why does `synthetic-rank` plant an update of rank 4 with equal singular values, and what would a rank
+#    sweep show if rank mattered?
+# 2. When does this notebook call a difference "resolved", and how many of the rank differences in Section 2 are?
+# 3. Why is the x-axis of Section 3's figure the number of trainable adapter parameters, on a log scale, and
+#    why is the task head left out of it?
+# 4. What is a selection split, and why are learning rates tuned on it rather than on the validation set?
+# 5. What does it mean that a sweep's best rate is "at an edge", and what did the protocol do about it?
+# 6. Why does Adam's first step lower the loss less for LoRA-Mini than for LoRA at the same learning rate, and
+#    how does the gap scale with $b$ and $d_{out}$?
+# 7. In the rank-or-width ablation, why can more rank not help an adapter with $a=b=4$ on a 64-wide model?
+# 8. What makes a comparison of LoRA and LoRA-Mini "at equal cost" fair, and what did yours find?
 #
 # ## More to explore (open questions, no automatic check)
 #

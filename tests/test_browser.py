@@ -1,15 +1,21 @@
 """What a person sees: the notebooks in a real JupyterLab 4, in a real (headless) Chromium.
 
-A JupyterLab server starts on 127.0.0.1 (a free port, a random token, LORAMINI_SMOKE=1) on a *copy* of
-notebooks/ (so nothing a browser saves can touch the committed files). Playwright drives the system Chromium
-(Debian's `chromium` package; Playwright never downloads a browser here) the way a reader would: open a
-notebook, Run > Run All Cells, look at the page. All notebooks run side by side in their own tabs (one CPU
-thread each), which keeps the whole module at about 2-3 minutes on 2 cores. It checks
+A JupyterLab server starts on 127.0.0.1 (a free port, a random token, LORAMINI_SMOKE=1, no PYTHONWARNINGS, the
+student lab's configuration from tools/lab/) on a *copy* of notebooks/ (so nothing a browser saves can touch the
+committed files). Playwright drives the system Chromium (Debian's `chromium` package; Playwright never downloads
+a browser here) the way a reader would: open a notebook, Run > Run All Cells, look at the page, touch every
+widget. All notebooks (solutions and student copies) run side by side in their own tabs, one CPU thread each.
+It checks
 
-* every solution notebook runs to the end with no error output (read back from File > Save, where an
-  error is an error and not just red stderr), and its math is rendered by MathJax;
-* notebook 02's explorer is rendered as widgets, and moving a slider changes the explorer's output;
-* a student copy (notebooks/exercises/) keeps going past its exercises under Run All.
+* every solution notebook runs to the end with no error output and no warning or traceback on stderr (read back
+  from File > Save, where an error is an error and not just red stderr): a fresh run is as clean as the
+  committed outputs (this is the test that re-executes the notebooks without warning filters);
+* its math is rendered by MathJax;
+* every interactive widget (02's explorer: each slider stepped and sent to both ends, every dropdown option)
+  answers, and no interaction leaves an error, a traceback, a warning or any stderr text in the output;
+* every student copy (notebooks/exercises/) keeps going past its exercises under Run All, and only the
+  unanswered exercises raise;
+* the student lab shows no instructor tooling (no nbgrader menu or server extension).
 
 Screenshots land in test-artifacts/browser/ (gitignored; CI keeps them as artifacts).
 
@@ -42,8 +48,9 @@ jupytext = pytest.importorskip("jupytext")
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 SOLUTIONS = sorted(p.name for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
-STUDENT_COPY = "02_parameter_counting.ipynb"  # the quickest copy with exercises (~20 s in smoke mode)
-EXPLORER_NOTEBOOK = "02_parameter_counting.ipynb"
+STUDENT_COPIES = sorted(p.name for p in (NOTEBOOK_DIR / "exercises").glob("[0-9][0-9]_*.ipynb"))
+WIDGET_NOTEBOOKS = {"02_parameter_counting.ipynb"}  # notebooks that must show interactive widgets
+LAB_CONFIG = ROOT / "tools" / "lab"  # what `make lab` uses: autosave off, no nbgrader
 SLOWEST = ("03_finetune_roberta.ipynb", "04_rank_ablations.ipynb")  # started first
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM = os.environ.get("LORAMINI_CHROMIUM", "/usr/bin/chromium")
@@ -51,7 +58,7 @@ IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SERVER_START_S = 180  # about 5 s on an idle machine; far more when the CPUs are shared and busy
-RUN_ALL_TIMEOUT_S = 420  # all notebooks side by side in smoke mode (about 2-3 minutes on 2 cores)
+RUN_ALL_TIMEOUT_S = 900  # every notebook and student copy side by side in smoke mode (5-8 min on 2 busy cores)
 
 pytestmark = pytest.mark.browser
 
@@ -114,8 +121,7 @@ def lab(tmp_path_factory):
     root = base / "root"
     shutil.copytree(NOTEBOOK_DIR, root / "notebooks",
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    # 03 and 04 read the committed results (they look for benchmarks/results above the notebook), as in a clone.
-    shutil.copytree(ROOT / "benchmarks" / "results", root / "benchmarks" / "results")
+    # No benchmarks/ beside it: 03 and 04 read the results the package ships, as after `pip install`.
     _lab_settings(base / "settings")
     port, token = _free_port(), secrets.token_hex(16)
     # The notebooks run side by side (see `runs`), one CPU thread each: on 2 cores that beats taking turns
@@ -124,9 +130,12 @@ def lab(tmp_path_factory):
            "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
            "JUPYTER_CONFIG_DIR": str(base / "config"), "JUPYTER_RUNTIME_DIR": str(base / "runtime")}
     env.pop("MPLBACKEND", None)  # a reader's kernel uses the inline backend; Agg would hide every plot
+    env.pop("PYTHONWARNINGS", None)  # a reader sees every warning, so must this run
+    env["JUPYTER_CONFIG_PATH"] = str(LAB_CONFIG)  # the student lab: nbgrader's server extensions off
     log = ARTIFACTS / "jupyterlab.log"
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-           "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
+           "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+           f"--LabApp.app_settings_dir={LAB_CONFIG}"]
     with open(log, "wb") as log_fh:
         proc = subprocess.Popen(cmd, env=env, stdout=log_fh, stderr=subprocess.STDOUT, cwd=root,
                                 start_new_session=True)
@@ -265,11 +274,23 @@ class Notebook:
         self.page.close()
 
 
+def _selected_notebooks(request) -> list[str]:
+    """The notebooks the selected tests need, slowest first: all of them, unless -k narrowed the run."""
+    wanted = []
+    for item in request.session.items:
+        name = item.callspec.params.get("name") if hasattr(item, "callspec") else None
+        if item.originalname == "test_notebook_runs_in_jupyterlab":
+            wanted.append(f"notebooks/{name}")
+        elif item.originalname == "test_student_copy_run_all_continues_past_exercises":
+            wanted.append(f"notebooks/exercises/{name}")
+    wanted = wanted or [f"notebooks/{SOLUTIONS[0]}"]  # the menu-bar check alone needs one open notebook
+    return sorted(wanted, key=lambda relpath: Path(relpath).name not in SLOWEST)
+
+
 @pytest.fixture(scope="module")
-def runs(browser, lab):
+def runs(browser, lab, request):
     """Open every notebook under test in its own tab and start Run All in all of them at once."""
-    relpaths = [f"notebooks/{n}" for n in sorted(SOLUTIONS, key=lambda n: n not in SLOWEST)]
-    relpaths.append(f"notebooks/exercises/{STUDENT_COPY}")
+    relpaths = _selected_notebooks(request)
     opened = {}
     try:
         for relpath in relpaths:
@@ -283,13 +304,129 @@ def runs(browser, lab):
         lab.shutdown_kernels()
 
 
-def _error_outputs(saved) -> list[str]:
-    return [f"cell {i}: {o.ename}: {o.evalue[:200]}" for i, c in enumerate(saved.cells) if c.cell_type == "code"
-            for o in c.outputs if o.output_type == "error"]
+_STDERR_PROBLEM = re.compile(r"\w*Warning\b|Traceback|\w+Error\b")
+
+
+def output_problems(saved, allowed=frozenset()) -> list[str]:
+    """Error outputs (outside the cells in ``allowed``) and stderr text holding a warning, error or traceback."""
+    problems = []
+    for i, cell in enumerate(saved.cells):
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if out.output_type == "error" and i not in allowed:
+                problems.append(f"cell {i}: {out.ename}: {out.evalue[:200]}")
+            elif out.output_type == "stream" and out.name == "stderr":
+                m = _STDERR_PROBLEM.search(out.text)
+                if m:
+                    problems.append(f"cell {i}: stderr: ...{out.text[max(0, m.start() - 120):m.end() + 120]!r}...")
+    return problems
 
 
 def _executed(prompt: str) -> bool:
     return bool(re.search(r"\[\d+\]", prompt))
+
+
+# ------------------------------------------------------------------------------------------------ widgets
+# Anything red in a cell's outputs (stderr or an error: JupyterLab renders both as the stderr type), or the words
+# of a traceback, an error or a warning anywhere in them (widget Output areas included).
+_CELL_PROBLEMS_JS = r"""(cell) => {
+    const found = [];
+    for (const el of cell.querySelectorAll('[data-mime-type="application/vnd.jupyter.stderr"], .jp-OutputArea-output.jp-mod-error'))
+        found.push('stderr/error output: ' + el.textContent.trim().slice(0, 300));
+    const text = Array.from(cell.querySelectorAll('.jp-Cell-outputArea')).map(e => e.textContent).join('\n');
+    const m = text.match(/Traceback|\w*Warning\b|\w+Error\b/);
+    if (m) found.push('output text: ...' + text.slice(Math.max(0, m.index - 150), m.index + 250) + '...');
+    return found;
+}"""
+# What each kind of control gets: sliders a step each way and both ends (the explorer refuses r > min(a, b) at
+# one end), dropdowns every option, then back.
+_SLIDER_KEYS = ("ArrowRight", "ArrowRight", "End", "Home", "ArrowRight")
+
+
+def _settle(page) -> None:
+    """Let the kernel answer a widget change and the page redraw."""
+    time.sleep(1.0)
+    try:
+        page.wait_for_function(_KERNEL_IDLE_JS, timeout=60_000)
+    except Exception:  # noqa: BLE001 - a busy kernel shows up as a problem or a stale output below
+        pass
+    time.sleep(0.5)
+
+
+def _drive_widgets(nb: Notebook) -> tuple[int, list[str]]:
+    """Touch every widget control on the page like a reader; returns (interactions, problems seen after each)."""
+    page = nb.page
+    cells = page.locator(".jp-Notebook .jp-Cell").filter(has=page.locator(".jupyter-widgets"))
+    interactions, problems = 0, []
+    for c in range(cells.count()):
+        cell = cells.nth(c)
+        cell.scroll_into_view_if_needed()
+
+        def touched(what: str) -> None:
+            nonlocal interactions
+            interactions += 1
+            _settle(page)
+            for problem in cell.evaluate(_CELL_PROBLEMS_JS):
+                problems.append(f"widget cell {c}, after {what}: {problem}")
+                cell.screenshot(path=str(ARTIFACTS / f"{nb.name}-widget-problem-{len(problems)}.png"))
+
+        selects = cell.locator(".widget-dropdown select")
+        for d in range(selects.count()):
+            labels = selects.nth(d).locator("option").all_text_contents()
+            for label in labels[1:] + labels[:1]:
+                selects.nth(d).select_option(label=label)
+                touched(f"dropdown {d} = {label!r}")
+        handles = cell.locator(".widget-slider .noUi-handle")
+        for k in range(handles.count()):
+            for key in _SLIDER_KEYS:
+                handles.nth(k).focus()
+                page.keyboard.press(key)
+                touched(f"slider {k} key {key}")
+        for kind in (".widget-checkbox input", ".widget-toggle-button", ".widget-button"):
+            controls = cell.locator(kind)
+            for b in range(controls.count()):
+                controls.nth(b).click()
+                touched(f"{kind} {b}")
+        cell.screenshot(path=str(ARTIFACTS / f"{nb.name}-widgets-{c}.png"))
+    return interactions, problems
+
+
+def _check_widgets(nb: Notebook, required: bool) -> None:
+    page = nb.page
+    if page.locator(".jp-OutputArea .jupyter-widgets").count() == 0:
+        if required:
+            fallback = page.get_by_text(re.compile(r"^(VBox|HBox|interactive)\(")).count()
+            pytest.fail(f"{nb.relpath}: no widget rendered on the page"
+                        + ("; its text fallback shows instead: is the ipywidgets lab extension missing?"
+                           if fallback else ""))
+        return
+    if page.locator(".widget-slider").count():
+        _slider_changes_output(nb)
+    interactions, problems = _drive_widgets(nb)
+    assert interactions, f"{nb.relpath}: widgets on the page, but none that this test knows how to touch"
+    assert not problems, (f"{nb.relpath}: {len(problems)} of {interactions} widget interactions left an error "
+                          f"or a warning in the output (screenshots in {ARTIFACTS}): " + " | ".join(problems[:3]))
+
+
+def _slider_changes_output(nb: Notebook) -> None:
+    page = nb.page
+    cell = page.locator(".jp-Notebook .jp-Cell").filter(has=page.locator(".widget-slider")).first
+    output = cell.locator(".widget-output").first
+    assert output.count() == 1, f"{nb.relpath}: the widgets have sliders but no output area"
+    output.scroll_into_view_if_needed()
+    before = output.text_content()  # textContent: innerText is empty for content the page has not laid out
+    assert before.strip(), f"{nb.relpath}: the widget output is empty before any slider moves"
+    readout = cell.locator(".widget-readout").first.text_content()
+    cell.locator(".widget-slider .noUi-handle").first.focus()
+    page.keyboard.press("ArrowRight")  # one step right, as a reader using the keyboard would
+    try:
+        page.wait_for_function("([el, b]) => el.textContent !== b", arg=[output.element_handle(), before],
+                               timeout=30_000)
+    except Exception:  # noqa: BLE001
+        _shot(page, f"{nb.name}-widget-unchanged")
+        pytest.fail(f"{nb.relpath}: moving the first slider (readout {readout!r}) did not change the output")
+    time.sleep(1.0)  # let the chart redraw for the screenshot
+    assert cell.locator(".widget-readout").first.text_content() != readout, "the slider's readout did not move"
+    cell.screenshot(path=str(ARTIFACTS / f"{nb.name}-explorer-after-slider.png"))
 
 
 # ------------------------------------------------------------------------------------------------- tests
@@ -300,8 +437,8 @@ def test_notebook_runs_in_jupyterlab(runs, name):
     _shot(nb.page, f"{nb.name}-after-run-all")
     assert len(state) == len(nb.cells), f"{name}: the page shows {len(state)} cells, the file has {len(nb.cells)}"
     saved = nb.save_and_read()
-    errors = _error_outputs(saved)
-    assert not errors, f"{name}: error output in the browser: {errors[:3]}"
+    problems = output_problems(saved)
+    assert not problems, f"{name}: Run All in the browser left {len(problems)} problem(s): {problems[:3]}"
     skipped = [i for i in nb.code_indices() if not _executed(state[i]["prompt"])]
     assert not skipped, (f"{name}: Run All left cells {skipped} unexecuted "
                          f"(prompts {[state[i]['prompt'] for i in skipped]})")
@@ -322,38 +459,7 @@ def test_notebook_runs_in_jupyterlab(runs, name):
     first.scroll_into_view_if_needed()
     first.screenshot(path=str(ARTIFACTS / f"{nb.name}-math.png"))
 
-    if name == EXPLORER_NOTEBOOK:
-        _check_explorer(nb)
-
-
-def _check_explorer(nb: Notebook) -> None:
-    page = nb.page
-    sliders = page.locator(".jp-OutputArea .widget-slider")
-    if sliders.count() == 0:
-        fallback = page.get_by_text(re.compile(r"^(VBox|HBox|interactive)\(")).count()
-        pytest.fail(f"{nb.relpath}: the explorer is not rendered as widgets (no slider on the page"
-                    + ("; its text fallback shows instead: is the ipywidgets lab extension missing?" if fallback else "")
-                    + ")")
-    cell = page.locator(".jp-Notebook .jp-Cell").filter(has=page.locator(".widget-slider")).first
-    output = cell.locator(".widget-output").first
-    assert output.count() == 1, f"{nb.relpath}: the explorer has sliders but no output area"
-    output.scroll_into_view_if_needed()
-    before = output.text_content()  # textContent: innerText is empty for content the page has not laid out
-    assert before.strip(), f"{nb.relpath}: the explorer's output is empty before any slider moves"
-    readout = cell.locator(".widget-readout").first.text_content()
-    cell.locator(".widget-slider .noUi-handle").first.focus()
-    page.keyboard.press("ArrowRight")  # one step right, as a reader using the keyboard would
-    try:
-        page.wait_for_function("([el, b]) => el.textContent !== b", arg=[output.element_handle(), before],
-                               timeout=30_000)
-    except Exception:  # noqa: BLE001
-        _shot(page, f"{nb.name}-explorer-unchanged")
-        pytest.fail(f"{nb.relpath}: moving the first slider (readout {readout!r}) did not change the explorer output")
-    time.sleep(1.0)  # let the chart redraw for the screenshot
-    after = output.text_content()
-    assert cell.locator(".widget-readout").first.text_content() != readout, "the slider's readout did not move"
-    assert after != before and after.strip(), f"{nb.relpath}: explorer output after the move: {after[:200]!r}"
-    cell.screenshot(path=str(ARTIFACTS / f"{nb.name}-explorer-after-slider.png"))
+    _check_widgets(nb, required=name in WIDGET_NOTEBOOKS)
 
 
 class StudentCopyStopped(AssertionError):
@@ -363,22 +469,48 @@ class StudentCopyStopped(AssertionError):
 _EXERCISE = re.compile(r"^\s*# Exercise\b")
 
 
-def test_student_copy_run_all_continues_past_exercises(runs):
-    relpath = f"notebooks/exercises/{STUDENT_COPY}"
-    if relpath not in runs:
-        pytest.fail(f"{relpath} is missing: run `python -m loramini.course student`")
-    nb = runs[relpath]
+@pytest.mark.parametrize("name", STUDENT_COPIES)
+def test_student_copy_run_all_continues_past_exercises(runs, name):
+    nb = runs[f"notebooks/exercises/{name}"]
     state = nb.wait_done()
     _shot(nb.page, f"{nb.name}-after-run-all")
     exercises = [i for i in nb.code_indices() if _EXERCISE.match(nb.cells[i].source)]
-    assert exercises, f"{relpath}: no exercise cell (a code cell starting `# Exercise`) found"
-    first = exercises[0]
+    assert exercises, f"{nb.relpath}: no exercise cell (a code cell starting `# Exercise`) found"
     saved = nb.save_and_read()
-    raised = [o for o in saved.cells[first].outputs if o.output_type == "error"]
-    assert raised, f"{relpath}: the unanswered exercise in cell {first} should raise and show it; it shows no error"
-    after = [i for i in nb.code_indices() if i > first]
+    raised = [i for i in exercises if any(o.output_type == "error" for o in saved.cells[i].outputs)]
+    assert raised, f"{nb.relpath}: no unanswered exercise raised and showed it"
+    problems = output_problems(saved, allowed=frozenset(exercises))
+    assert not problems, f"{nb.relpath}: problems outside the unanswered exercises: {problems[:3]}"
+    after = [i for i in nb.code_indices() if i > exercises[0]]
     skipped = [i for i in after if not _executed(state[i]["prompt"])]
     if skipped:
-        raise StudentCopyStopped(f"{relpath}: Run All stopped at the exercise in cell {first}; "
+        raise StudentCopyStopped(f"{nb.relpath}: Run All stopped at the exercise in cell {exercises[0]}; "
                                  f"{len(skipped)} of the {len(after)} code cells after it never ran "
                                  f"(first: cell {skipped[0]}). Tag exercise cells `raises-exception`.")
+    _check_widgets(nb, required=name in WIDGET_NOTEBOOKS)
+
+
+def test_student_lab_shows_no_instructor_tooling(runs):
+    """`make lab`'s configuration (tools/lab/) keeps nbgrader's menu and server extensions out of the lab."""
+    nb = next(iter(runs.values()))
+    menus = [m.strip() for m in nb.page.locator(".lm-MenuBar-itemLabel").all_text_contents()]
+    assert "Run" in menus, f"the menu bar was not read: {menus}"
+    assert not [m for m in menus if "nbgrader" in m.lower()], f"instructor tooling in the student lab: {menus}"
+    log = nb.lab.log.read_text(errors="replace")
+    assert "nbgrader.server_extensions" not in log, "nbgrader's server extensions were loaded in the student lab"
+
+
+def test_output_problems_catch_errors_warnings_and_tracebacks():
+    """The check the browser tests apply to a saved notebook (no browser needed)."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("a", outputs=[nbformat.v4.new_output(
+            "stream", name="stderr", text="peft_model.py:184: FutureWarning: `is_gradient_checkpointing` is deprecated\n")]),
+        nbformat.v4.new_code_cell("b", outputs=[nbformat.v4.new_output(
+            "error", ename="ValueError", evalue="cannot parse $\\mathdefault{10^{5}}$", traceback=[])]),
+        nbformat.v4.new_code_cell("c", outputs=[nbformat.v4.new_output("stream", name="stdout", text="ok, no Error here\n"),
+                                                nbformat.v4.new_output("stream", name="stderr", text="Loading: 40%\n")]),
+    ]
+    found = output_problems(nb)
+    assert [p.split(":")[0] for p in found] == ["cell 0", "cell 1"], found
+    assert output_problems(nb, allowed=frozenset({1})) == found[:1]

@@ -20,8 +20,9 @@ def passes(fn, *args, **kwargs):
 
 
 def fails_with(match, fn, *args, **kwargs):
-    with pytest.raises(CheckFailed, match=match):
+    with pytest.raises(CheckFailed, match=match) as info:
         fn(*args, **kwargs)
+    return str(info.value)
 
 
 def test_lora_count():
@@ -45,7 +46,7 @@ def test_savings_ratio_and_bytes():
     passes(checks.check_adapter_bytes, 4 * 512, 512)
     passes(checks.check_adapter_bytes, 2 * 512, 512, torch.bfloat16)
     fails_with("bits", checks.check_adapter_bytes, 32 * 512, 512)
-    fails_with("4 bytes", checks.check_adapter_bytes, 512, 512)
+    fails_with("numbers, not bytes", checks.check_adapter_bytes, 512, 512)
 
 
 def test_factor_shapes():
@@ -166,3 +167,86 @@ def test_adapter_bytes_names_a_left_out_part():
     parts = {"adapter": 512, "classifier head": 1000}
     passes(checks.check_adapter_bytes, 4 * 1512, 1512, parts=parts)
     fails_with("left out the classifier head", checks.check_adapter_bytes, 4 * 512, 1512, parts=parts)
+
+
+# ---------------------------------------------------------------- hints that were wrong (#18)
+TINY_QV = {"query": (64, 64), "value": (64, 64)}  # notebook 03's tiny model: 2 blocks, query and value adapted
+
+
+def test_one_block_and_one_missing_layer_give_the_same_number():
+    # 2 blocks × 2 layers: counting one block and leaving out value everywhere both give half the count; the hint
+    # used to say "That is one block" whichever the student did.
+    right = 2 * 2 * 8 * 64
+    msg = fails_with("two mistakes", checks.check_model_count, right // 2, TINY_QV, r=8, a=32, b=32, n_blocks=2)
+    assert "one block" in msg and "query, value" in msg
+    fails_with("That is one block", checks.check_model_count, 2 * 8 * 64, TINY_QV, r=8, a=32, b=32, n_blocks=12)
+
+
+def test_a_pandas_error_gets_pandas_advice():
+    # the non-numeric column makes table.groupby("r").mean() raise a TypeError
+    msg = fails_with("raised TypeError", checks.check_rank_average, lambda t, m: t.groupby("r").mean())
+    assert "groupby('r')[metric]" in msg and "x @ M.T" not in msg
+
+
+def test_grading_mode_keeps_hints_that_hold_no_value():
+    checks.grading_mode(True)
+    try:
+        fails_with("ratio is above 1", checks.check_lr_ratio, 0.5, d_out=384, b=32)
+        msg = fails_with("", checks.check_adapter_bytes, 12_288 * 16, 12_288, torch.bfloat16)
+        assert "bits, not bytes" in msg and "16" not in msg.replace("bfloat16", "")
+    finally:
+        checks.grading_mode(False)
+
+
+# ---------------------------------------------------------------- practice hints teach, they do not give it away
+def test_shape_hints_do_not_state_the_right_shape():
+    right = {"A_aux": (32, 768), "A_train": (8, 32), "B_train": (32, 8), "B_aux": (768, 32)}
+    for name, wrong in [("A_train", (32, 8)), ("B_aux", (768, 16)), ("A_aux", (16, 768))]:
+        msg = fails_with(name, checks.check_factor_shapes, dict(right, **{name: wrong}), 768, 768, 8, 32, 32)
+        assert str(right[name]) not in msg and "(outputs, inputs)" in msg
+
+
+def test_gradient_hint_does_not_write_the_formula():
+    def wrong(layer, x, g):
+        return layer.scale * (g @ layer.B_aux).T @ (x @ layer.A_aux.T)[:, : layer.r]
+
+    msg = fails_with("Shape right, values wrong", checks.check_grad_B_train, wrong)
+    assert "@" not in msg and "B_aux" not in msg and "A_train" not in msg
+
+
+def test_head_and_bytes_and_ratio_hints_do_not_give_the_value():
+    msg = fails_with("dense", checks.check_head_count, 5, hidden=1024, num_labels=3)
+    assert not any(str(v) in msg for v in (1024, 3, 1024 * 1024, 3072))
+    for answer in (7, 12_288 * 4):
+        msg = fails_with("", checks.check_adapter_bytes, answer, 12_288, torch.bfloat16)
+        assert "2 bytes" not in msg and "(2)" not in msg
+    msg = fails_with("", checks.check_lr_ratio, 2.0, d_out=384, b=32)
+    assert "sqrt" not in msg and "3.46" not in msg and "√(" not in msg
+
+
+def test_equal_cost_comparison():
+    def runs(method, params, seeds=(0, 1, 2), metric=0.7):
+        return [{"method": method, "seed": s, "adapter_params": params, "metric": metric + s / 100} for s in seeds]
+
+    right = pd.DataFrame(runs("lora", 512) + runs("loramini", 512))
+    passes(checks.check_equal_cost_comparison, right)
+    fails_with("Not the same cost: LoRA trains 512", checks.check_equal_cost_comparison,
+               pd.DataFrame(runs("lora", 512) + runs("loramini", 1024)))
+    fails_with("exactly two methods", checks.check_equal_cost_comparison, pd.DataFrame(runs("lora", 512)))
+    fails_with("loramini has 2 seed", checks.check_equal_cost_comparison,
+               pd.DataFrame(runs("lora", 512) + runs("loramini", 512, seeds=(0, 1))))
+    fails_with("mixes shapes", checks.check_equal_cost_comparison,
+               pd.DataFrame(runs("lora", 512) + runs("loramini", 512) + runs("loramini", 256, seeds=(3,))))
+    fails_with("missing", checks.check_equal_cost_comparison, right.drop(columns="adapter_params"))
+    fails_with("not finite", checks.check_equal_cost_comparison, right.assign(metric=float("nan")))
+
+
+def test_lora_forward():
+    passes(checks.check_lora_forward, lambda x, base, A, B, s: base(x) + s * (x @ A.T @ B.T))
+    passes(checks.check_lora_forward, lambda x, base, A, B, s: base(x) + s * F.linear(x, B @ A))
+    fails_with("only the update", checks.check_lora_forward, lambda x, base, A, B, s: s * (x @ A.T @ B.T))
+    fails_with("not scaled", checks.check_lora_forward, lambda x, base, A, B, s: base(x) + x @ A.T @ B.T)
+    fails_with("bias is missing", checks.check_lora_forward,
+               lambda x, base, A, B, s: x @ base.weight.T + s * (x @ A.T @ B.T))
+    fails_with("only the frozen", checks.check_lora_forward, lambda x, base, A, B, s: base(x))
+    fails_with("raised RuntimeError", checks.check_lora_forward, lambda x, base, A, B, s: base(x) + s * (x @ A @ B))

@@ -83,7 +83,7 @@ def test_success_never_prints_the_value():
 # ---------------------------------------------------------------- the wrong hints of #11, now right
 def test_bf16_bits_hint_names_bf16():
     msg = fails_with("bits, not bytes", checks.check_adapter_bytes, 12_288 * 16, 12_288, torch.bfloat16)
-    assert "16 bits = 2 bytes" in msg and "float32" not in msg
+    assert "bfloat16 number is 16 bits" in msg and "float32" not in msg
     fails_with("float32's size", checks.check_adapter_bytes, 12_288 * 4, 12_288, torch.bfloat16)
     passes(checks.check_adapter_bytes, 24_576, 12_288, torch.bfloat16)
 

@@ -38,3 +38,47 @@ def test_bad_values_raise_one_clear_value_error(kwargs, match):
 def test_bad_types_raise_type_error(kwargs):
     with pytest.raises(TypeError):
         LoRAMiniConfig(**kwargs)
+
+
+# ------------------------------------------------------------------ one config: TrainConfig is LoRAMiniConfig + training
+def test_train_config_and_loramini_config_agree_on_every_shared_field_and_default():
+    import dataclasses
+
+    from loramini.train import TrainConfig
+
+    adapter = {f.name: f for f in dataclasses.fields(LoRAMiniConfig)}
+    train = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    assert set(adapter) <= set(train), set(adapter) - set(train)  # every adapter field is reachable in training
+    defaults = lambda f: f.default_factory() if f.default is dataclasses.MISSING else f.default
+    for name, f in adapter.items():
+        assert train[name].type == f.type and defaults(train[name]) == defaults(f), name
+    assert TrainConfig().adapter_config() == LoRAMiniConfig()
+
+
+def test_train_config_passes_every_adapter_field_through():
+    from loramini.train import TrainConfig
+
+    cfg = TrainConfig(r=2, a=8, b=4, alpha=3.0, dropout=0.1, target_modules="attention", modules_to_save=[],
+                      projection_seed=5, save_projection=True, aux_init="orthogonal", use_rslora=True)
+    assert cfg.adapter_config() == LoRAMiniConfig(r=2, a=8, b=4, alpha=3.0, dropout=0.1, target_modules="attention",
+                                                  modules_to_save=[], projection_seed=5, save_projection=True,
+                                                  aux_init="orthogonal", use_rslora=True)
+
+
+def test_cli_exposes_every_train_config_field_with_its_default():
+    import dataclasses
+
+    from loramini.cli import build_parser
+    from loramini.train import TrainConfig
+
+    finetune = build_parser()._subparsers._group_actions[0].choices["finetune"]
+    by_dest = {a.dest: a for a in finetune._actions}
+    args = build_parser().parse_args(["finetune"])
+    for f in dataclasses.fields(TrainConfig):
+        assert f.name in by_dest and by_dest[f.name].help, f.name
+        if f.name != "output_dir":  # the command line names a default folder
+            assert getattr(args, f.name) == getattr(TrainConfig(), f.name), f.name
+    args = build_parser().parse_args(["finetune", "--use-rslora", "--save-projection", "--modules-to-save", "",
+                                      "--aux-init", "orthogonal", "--projection-seed", "3", "--dropout", "0.1"])
+    assert (args.use_rslora, args.save_projection, args.modules_to_save) == (True, True, [])
+    assert (args.aux_init, args.projection_seed, args.dropout) == ("orthogonal", 3, 0.1)

@@ -12,7 +12,6 @@ exercises as they change), graded by `python -m loramini.course grade` on notebo
 from __future__ import annotations
 
 import ast
-import copy
 import csv
 import re
 from pathlib import Path

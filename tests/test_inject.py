@@ -40,6 +40,7 @@ def test_no_head_when_asked(tiny_model):
 @pytest.mark.parametrize("preset,per_layer", [
     ("attention", ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"]),
     ("dense", ["intermediate.dense", "output.dense"]),
+    ("mlp", ["intermediate.dense", "output.dense"]),
     ("all-linear", ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
                     "intermediate.dense", "output.dense"]),
 ])

@@ -1,21 +1,30 @@
 """Structure checks for every notebook in notebooks/ (cheap: reads the JSON, executes nothing).
 
 The notebooks' *outputs* are checked by nbval (see the Makefile); these tests check what nbval cannot: that
-each notebook opens from its Colab badge, installs itself only on Colab, picks a device, was committed
-executed, has checked cells, and imports loramini instead of re-defining it.
+each notebook opens from its Colab badge, installs itself only on Colab, starts with the one shared setup call,
+was committed executed, has checked cells, imports loramini instead of re-defining it, and that its .py twin
+compiles. Also: every link to the repository uses the one REPOSITORY constant, and the results the notebooks
+read ship inside the package.
 """
 
 from __future__ import annotations
 
+import json
+import py_compile
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
 
+from loramini import results as shipped_results
+from loramini.notebook import INSTALL_SPEC, REPOSITORY, pick_device, smoke_mode
+
 nbformat = pytest.importorskip("nbformat")
 
-OWNER = "loramini-course"  # placeholder GitHub owner used by every badge (see notebooks/README.md)
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+SOURCES = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.py"))
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 STUDENT_COPIES = sorted((NOTEBOOK_DIR / "exercises").glob("*.ipynb"))
 MAX_BYTES = 1_000_000
@@ -56,36 +65,105 @@ def test_first_cell_is_markdown_with_colab_badge(notebook):
     path, nb = notebook
     first = nb.cells[0]
     assert first.cell_type == "markdown", f"{path.name}: the first cell must be markdown (title + badge)"
-    url = f"https://colab.research.google.com/github/{OWNER}/loramini/blob/main/notebooks/{path.name}"
+    url = f"https://colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks/{path.name}"
     assert url in first.source, f"{path.name}: first cell lacks the Colab badge link {url}"
     assert "colab-badge.svg" in first.source, f"{path.name}: the Colab link should be the badge image"
 
 
 def test_install_cell_only_acts_on_colab(notebook):
     path, nb = notebook
-    installs = [c for c in _code(nb) if re.search(r"pip install", c.source)]
-    assert installs, f"{path.name}: no install cell"
+    installs = [c for c in _code(nb) if INSTALL_SPEC in c.source]
+    assert installs, f"{path.name}: no cell installs {INSTALL_SPEC!r} (loramini.notebook.INSTALL_SPEC)"
     for cell in installs:
         src = cell.source
-        assert '"google.colab" in sys.modules' in src or "'google.colab' in sys.modules" in src, (
-            f"{path.name}: an install cell must be guarded by `if \"google.colab\" in sys.modules:`\n{src}")
-        # Every pip line sits inside the guard (indented), and uses %pip or a subprocess, never bare !pip.
+        assert '"google.colab" in sys.modules' in src, (
+            f"{path.name}: the install cell must be guarded by `if \"google.colab\" in sys.modules:`\n{src}")
+        # Valid Python (so the .py twin compiles): a subprocess pip call inside the guard, no magic or !pip.
         for line in src.splitlines():
-            if "pip install" in line:
-                assert line.startswith((" ", "\t")), f"{path.name}: unguarded pip line: {line!r}"
-                assert not line.lstrip().startswith("!"), f"{path.name}: use %pip (or subprocess), not !pip: {line!r}"
+            if INSTALL_SPEC in line or '"pip"' in line:
+                assert line.startswith((" ", "\t")), f"{path.name}: unguarded install line: {line!r}"
+        assert not re.search(r"^\s*[%!]", src, re.M), f"{path.name}: the install cell uses a magic or !pip:\n{src}"
 
 
-def test_device_cell_cuda_mps_cpu(notebook):
+def test_setup_is_the_one_package_call(notebook):
+    """The shared start is loramini.notebook.setup() (device, smoke), not a copy of its logic."""
     path, nb = notebook
-    for cell in _code(nb):
-        src = cell.source
-        if "torch.cuda.is_available()" in src and "mps" in src:
-            i_cuda, i_mps = src.index("torch.cuda.is_available()"), src.index("mps")
-            i_cpu = src.index('"cpu"') if '"cpu"' in src else src.index("'cpu'")
-            assert i_cuda < i_mps < i_cpu, f"{path.name}: device order should be cuda -> mps -> cpu"
-            return
-    pytest.fail(f"{path.name}: no device cell choosing cuda -> mps -> cpu")
+    code = "\n".join(c.source for c in _code(nb))
+    assert re.search(r"^device, SMOKE = loramini\.notebook\.setup\(\)$", code, re.M), (
+        f"{path.name}: no `device, SMOKE = loramini.notebook.setup()` cell")
+    for copied in ("torch.backends.mps", 'torch.device("mps")', 'os.environ.get("LORAMINI_SMOKE"'):
+        assert copied not in code, f"{path.name}: repeats the shared setup ({copied}); use loramini.notebook"
+
+
+def test_device_is_cuda_or_cpu_as_training_uses(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    if hasattr(torch.backends, "mps"):
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)  # a Mac: train() ignores MPS
+    assert pick_device().type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device().type == "cuda"
+
+
+def test_smoke_flag():
+    assert smoke_mode({"LORAMINI_SMOKE": "1"}) and not smoke_mode({}) and not smoke_mode({"LORAMINI_SMOKE": "0"})
+    with pytest.raises(ValueError, match=r"LORAMINI_SMOKE='yes': use 1 \(smoke mode\) or 0"):
+        smoke_mode({"LORAMINI_SMOKE": "yes"})
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[p.name for p in SOURCES])
+def test_py_twin_compiles(source, tmp_path):
+    """Linters, type checkers and `python -m py_compile notebooks/0*.py` can read every .py twin."""
+    py_compile.compile(str(source), cfile=str(tmp_path / "x.pyc"), doraise=True)
+
+
+# Where text links to the project's repository: all must name REPOSITORY (tools/set_repository.py sets them).
+_REPO_LINKS = re.compile(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/|mybinder\.org/v2/gh/([\w.-]+/[\w.-]+)/"
+                         r"|github\.com/([\w.-]+/loramini)\b")
+
+
+def test_repository_links_all_use_the_one_constant():
+    files = [ROOT / "README.md", *NOTEBOOK_DIR.glob("*.py"), *NOTEBOOK_DIR.glob("*.ipynb"),
+             *NOTEBOOK_DIR.glob("exercises/*.ipynb"), *ROOT.glob("docs/*.md")]
+    seen, wrong = 0, []
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert "raw.githubusercontent.com" not in text, f"{path.name}: fetches from GitHub at run time"
+        for m in _REPO_LINKS.finditer(text):
+            seen += 1
+            if next(g for g in m.groups() if g) != REPOSITORY:
+                wrong.append(f"{path.relative_to(ROOT)}: {m.group(0)}")
+    assert seen >= 3 * len(SOURCES), f"only {seen} repository links found; is the pattern stale?"
+    assert not wrong, (f"links to another repository than loramini.notebook.REPOSITORY={REPOSITORY!r}: {wrong[:5]}. "
+                       f"Run `python tools/set_repository.py {REPOSITORY}`.")
+
+
+@pytest.mark.parametrize("name", sorted(shipped_results.SHIPPED))
+def test_shipped_results_are_the_benchmark_files(name):
+    """loramini/results/ holds exact copies of benchmarks/results/ (`make results` refreshes them)."""
+    original = ROOT / "benchmarks" / "results" / f"{name}.json"
+    shipped = shipped_results.load(name)
+    assert shipped == json.loads(original.read_text()), (
+        f"loramini/results/{name}.json differs from {original.relative_to(ROOT)}: run `make results`")
+    assert shipped["cells"] and shipped["lr_sweeps"] and shipped["note"]
+    with pytest.raises(KeyError, match="no shipped results named 'nope'"):
+        shipped_results.load("nope")
+
+
+def test_wheel_ships_the_results(tmp_path):
+    """`pip install .` (a wheel) carries the results files, so 03/04 work without the repository."""
+    import subprocess
+    import sys
+
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-2000:]
+    (wheel,) = tmp_path.glob("loramini-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in shipped_results.SHIPPED:
+        assert f"loramini/results/{name}.json" in names, f"{wheel.name} lacks loramini/results/{name}.json"
+    assert "loramini/notebook.py" in names
 
 
 def test_every_code_cell_was_executed(notebook):

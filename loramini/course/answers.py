@@ -276,6 +276,20 @@ def _error_kind(err: BaseException) -> str:
     return name if type(err) is getattr(builtins, name, None) else "Exception"
 
 
+def _fingerprint(module) -> tuple:
+    """What a function could change in a model: its layers' types and every parameter and buffer (copied)."""
+    return ([(n, type(m)) for n, m in module.named_modules()],
+            [(n, t.detach().clone()) for n, t in list(module.named_parameters()) + list(module.named_buffers())])
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    import torch
+
+    return a[0] == b[0] and len(a[1]) == len(b[1]) and all(
+        n1 == n2 and t1.shape == t2.shape and t1.dtype == t2.dtype and torch.equal(t1, t2)
+        for (n1, t1), (n2, t2) in zip(a[1], b[1]))
+
+
 class _Taped:
     """The student's function as the kernel-side check calls it: each call's result and the state it left the
     module arguments in go on the tape."""
@@ -288,6 +302,7 @@ class _Taped:
 
         entry = {}
         self.tape.append(entry)
+        before = [_fingerprint(a) if isinstance(a, nn.Module) else None for a in args]
         try:
             result = self.fn(*args)
         except BaseException as err:
@@ -295,7 +310,9 @@ class _Taped:
             raise
         same = [i for i, a in enumerate(args) if result is a and isinstance(a, nn.Module)]
         entry["result"] = {"t": "arg", "i": same[0]} if same else self.writer_encode(result)
-        entry["after"] = [self.writer_encode(a) if isinstance(a, nn.Module) else None for a in args]
+        # A model argument goes on the tape only when the function changed it (a training step, a merge).
+        entry["after"] = [self.writer_encode(a) if b is not None and not _same(b, _fingerprint(a)) else None
+                          for a, b in zip(args, before)]
         return result
 
     def writer_encode(self, value):

@@ -126,6 +126,20 @@ def _key(ex) -> str:
     return f"{ex.number}|{_norm(ex.title)}"
 
 
+def _answer_words(solution_source: str, text: str) -> int:
+    """Words the student wrote in a written answer: the cell's words less the question around YOUR ANSWER HERE
+    (the question is the solution cell's text outside its model answer), wherever the student left it."""
+    before, _, after = strip_markdown_solution(solution_source).partition(_MD_ANSWER)
+    words = text.replace(_MD_ANSWER, "").split()
+    for part in (_SOLUTION.sub("", before).split(), _SOLUTION.sub("", after).split()):
+        n = len(part)
+        for start in range(len(words) - n + 1) if n else ():
+            if words[start:start + n] == part:
+                words = words[:start] + words[start + n:]
+                break
+    return len(words)
+
+
 def graded_notebook(solution_nb, submission_nb) -> tuple:
     """(notebook to execute, {exercise key: [cell indices]}, {exercise key: preset status}, judge plan) for a
     submission: the solution's cells with the student's answer regions put in."""
@@ -145,7 +159,7 @@ def graded_notebook(solution_nb, submission_nb) -> tuple:
         if ex.written:
             text = found[1] if found and found[0] == "markdown" else ""
             answer = _SOLUTION.sub("", strip_markdown_solution(text)) if has_exercise(text) else text
-            words = len(re.sub(r"Exercise \d+[^\n]*", "", answer).replace(_MD_ANSWER, "").split())
+            words = _answer_words(solution_nb.cells[ex.cell].source, answer)
             preset[ex.key] = "missing" if not found else "not answered" if _MD_ANSWER in text else \
                 f"graded by hand ({words} words)"
             continue

@@ -1,0 +1,29 @@
+"""The measured results the notebooks read, shipped inside the package (so Colab and `pip install` have them).
+
+These are copies of ``benchmarks/results/<name>.json`` (where the benchmark scripts write them);
+``tests/test_notebooks_meta.py`` fails while a copy differs from its original. Refresh them with
+``make results`` after rerunning a benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+# name -> what produced it (the file itself holds the command, the settings and a note)
+SHIPPED = {
+    "accuracy-vs-params": "all-MiniLM-L6-v2 on GLUE SST-2 and STS-B, every method at its tuned rate, 3 seeds",
+    "accuracy-vs-params-smoke": "the tiny RoBERTa on the offline synthetic-rank task, the same protocol",
+}
+
+
+def path(name: str):
+    """The shipped file for ``name`` (a key of ``SHIPPED``), as an importlib.resources Traversable."""
+    if name not in SHIPPED:
+        raise KeyError(f"no shipped results named {name!r}; choose one of {sorted(SHIPPED)}")
+    return resources.files(__name__) / f"{name}.json"
+
+
+def load(name: str) -> dict:
+    """The results file ``name`` as a dict (``cells``, ``lr_sweeps``, ``note``, the command that made it)."""
+    return json.loads(path(name).read_text(encoding="utf-8"))
