@@ -214,3 +214,16 @@ def test_the_guide_lists_every_exercise_and_hidden_test():
     n_exercises = sum(len(course.exercises(nbformat.read(p, as_version=4))) for p in course.solution_notebooks(SOLUTIONS))
     assert len(table.splitlines()) == 2 + n_exercises
     assert "_build" not in guide  # the notebooks are jupytext pairs now
+
+
+def test_a_student_kernel_imports_no_course_tooling():
+    """What a student kernel (and a graded one) imports from loramini.course loads no nbformat/nbclient/nbgrader."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from loramini.course import Todo, answers; import loramini.course as c; c.fresh_checks; "
+            "print(sorted(m for m in ('nbformat', 'nbclient', 'nbgrader', 'jupyter_client') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"

@@ -2,9 +2,9 @@
 exercises as they change), graded by `python -m loramini.course grade` on notebooks 01 and 02.
 
 * a correct student (one of them with the check lines deleted: the grader restores them) passes everything;
-* a "gamer" (checks monkeypatched in the first answer, whose value equals everything, torch.allclose patched, an exercise cell deleted, the
-  check lines deleted under a wrong answer, an answer that tries to swallow the check, wrong answers elsewhere)
-  passes nothing;
+* a "gamer" (checks monkeypatched in the first answer, whose value equals everything, torch.allclose patched, an
+  exercise cell deleted, the check lines deleted under a wrong answer, an answer that tries to swallow the check,
+  wrong answers elsewhere) passes nothing;
 * a half-right student who submits nbgrader's format (answer cell + locked tests cell) passes exactly the
   exercises they answered right.
 """
@@ -12,7 +12,6 @@ exercises as they change), graded by `python -m loramini.course grade` on notebo
 from __future__ import annotations
 
 import ast
-import copy
 import csv
 import re
 from pathlib import Path
@@ -253,10 +252,15 @@ def test_graded_notebook_takes_nothing_but_answers_from_the_submission():
     for cell in sub.cells:  # tamper with every non-exercise cell
         if cell.cell_type == "code" and not cell.source.lstrip().startswith("# Exercise"):
             cell.source = "import loramini.checks\nloramini.checks.check_head_count = print"
-    nb, graded, preset = course.graded_notebook(sol_nb, sub)
+    nb, graded, preset, plan = course.graded_notebook(sol_nb, sub)
     assert not any("check_head_count = print" in c.source for c in nb.cells)
-    assert preset == {} and len(graded) == len(exs)
+    assert preset == {} and len(graded) == len(exs) == len(plan)
     assert nb.cells[0].source == course._SETUP
-    for index, ex in graded.items():
-        assert nb.cells[index - 1].source == course._guard_line(ex)
-        assert re.search(r"raise Todo\(", nb.cells[index].source)
+    for ex in exs:
+        cell = nb.cells[graded[ex.key][0]].source
+        assert re.search(r"raise Todo\(", cell) and course._guard_line(ex) in cell
+        # Every check call of the solution is recorded for the judge, none runs as a verdict in the kernel.
+        assert "__lm_answers.record(" in cell and not re.search(r"^checks\.check_", cell, re.M)
+    steps = [step for entry in plan for step in entry["steps"]]
+    assert sum(step["kind"] == "check" for step in steps) == sum(
+        len(re.findall(r"^checks\.check_\w+\(", "\n".join(ex.tail_stmts), re.M)) for ex in exs)
