@@ -285,7 +285,7 @@ def output_problem(path: Union[str, Path], folder: bool = True) -> Optional[str]
     path = Path(path)
     if path.exists() and path.is_dir() != folder:
         return f"{str(path)!r} is {'a file' if folder else 'a folder'}; give {'a folder' if folder else 'a file'} path"
-    parent = path if path.exists() else path.parent
+    parent = path if path.is_dir() else path.parent  # where the new files go (a file is replaced by a rename)
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():

@@ -481,3 +481,15 @@ def test_no_traceback_for_any_bad_input(tmp_path, name):
     if expected:
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert not (tmp_path / "written").exists()
+
+
+def test_output_paths_are_checked_by_one_rule(tmp_path):
+    from loramini.ablation import output_problem
+
+    (tmp_path / "a-file").write_text("x")
+    assert output_problem(tmp_path / "new" / "folder") is None and output_problem(tmp_path) is None
+    assert output_problem(tmp_path / "a-file", folder=False) is None  # a rerun replaces its results file
+    assert output_problem(tmp_path / "new" / "out.json", folder=False) is None
+    assert "is a file" in output_problem(tmp_path / "a-file")
+    assert "is a folder" in output_problem(tmp_path, folder=False)
+    assert "is a file" in output_problem(tmp_path / "a-file" / "below", folder=False)
