@@ -67,11 +67,14 @@ def peft_config(config: TrainConfig, targets: list[str], modules_to_save):
 
 
 def quietly(build: Callable[[], Any]) -> Any:
-    """`build()` without PEFT's UserWarnings (projections regenerated from a seed, as LoRA-Mini's are, by choice)."""
+    """`build()` without PEFT's UserWarnings (projections regenerated from a seed, as LoRA-Mini's are, by choice)
+    and without the FutureWarning PEFT's own `PeftModel.__init__` triggers by reading transformers' deprecated
+    `is_gradient_checkpointing` property (peft 0.21 with transformers 5.x: nothing a caller can change)."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
         return build()
 
 
