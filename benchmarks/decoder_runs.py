@@ -78,8 +78,21 @@ def neutral(result: dict, args) -> dict:
     return {**json.loads(text), "adapter_dir": None}
 
 
+def collect() -> Path:
+    """Gather the per-run files into benchmarks/results/decoder-runs.json (what notebook 05 reads, shipped as
+    loramini/results/decoder-runs.json by `make results`); returns its path."""
+    from loramini.files import write_json
+
+    runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+    out = RESULTS.parent / "decoder-runs.json"
+    write_json(out, {"note": __doc__.split("\n\n")[0], "command": runs[0]["command"] if runs else None,
+                     "runs": [{k: v for k, v in r.items() if k != "steps"} | {"losses": [s["loss"] for s in
+                              r.get("steps", [])]} for r in runs]})
+    return out
+
+
 def main(argv=None) -> int:
-    from loramini.io import write_json
+    from loramini.files import write_json
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="the prepared SmolLM2 folder (tools/prepare_smollm2.py)")
@@ -107,6 +120,7 @@ def main(argv=None) -> int:
                       run_wall_s=time.perf_counter() - started)
         write_json(out, neutral(result, args))
         print(f"{out.name}: {result['final']} in {result['run_wall_s']:.0f} s", flush=True)
+    print(f"wrote {collect()}")
     return 0
 
 
