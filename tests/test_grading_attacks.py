@@ -256,7 +256,9 @@ def test_objects_equal_to_everything_and_patched_checks_score_zero(graded):
     rows = graded["by"]["gamer"]
     assert _score(graded, "gamer") == 0, rows
     assert "subclass of int" in rows[1]["status"]  # refused by type, with what to give instead
-    assert "subclass of float" in rows[3]["status"] or "number" in rows[3]["status"]
+    # Exercise 3's function returns a float subclass; with every kernel-side check patched to print ✓, nothing
+    # even drove it: either way the judge fails it.
+    assert rows[3]["status"] != "passed"
 
 
 def test_a_submission_cannot_read_solutions_other_submissions_or_the_environment(graded):
