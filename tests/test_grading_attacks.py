@@ -256,7 +256,9 @@ def test_objects_equal_to_everything_and_patched_checks_score_zero(graded):
     rows = graded["by"]["gamer"]
     assert _score(graded, "gamer") == 0, rows
     assert "subclass of int" in rows[1]["status"]  # refused by type, with what to give instead
-    assert "subclass of float" in rows[3]["status"] or "number" in rows[3]["status"]
+    # Exercise 3's function returns a float subclass; with every kernel-side check patched to print ✓, nothing
+    # even drove it: either way the judge fails it.
+    assert rows[3]["status"] != "passed"
 
 
 def test_a_submission_cannot_read_solutions_other_submissions_or_the_environment(graded):
@@ -399,3 +401,28 @@ def test_the_judge_never_runs_the_students_function(tmp_path, monkeypatch):
     assert verdicts["3|x"]["passed"] is False and "subclass of int" in verdicts["3|x"]["status"]
     # Literal arguments are the solution's own: a kernel that passes d_in=1 does not change the question.
     assert verdicts["4|x"] == {"passed": True, "status": "passed"}
+
+
+def test_memory_and_file_size_limits_hold_in_the_kernels_process(tmp_path):
+    import subprocess
+    import sys
+
+    limits = sandbox.Limits(memory=1 << 30, file_size=1 << 20)
+    big_memory = subprocess.run([sys.executable, "-c", "x = bytearray(2 << 30)"], capture_output=True, text=True,
+                                preexec_fn=sandbox.preexec(limits), timeout=120)
+    assert big_memory.returncode != 0 and "MemoryError" in big_memory.stderr
+    big_file = subprocess.run([sys.executable, "-c", f"open({str(tmp_path / 'f')!r}, 'wb').write(bytes(2 << 20))"],
+                              capture_output=True, preexec_fn=sandbox.preexec(limits), timeout=120)
+    assert big_file.returncode != 0 and (tmp_path / "f").stat().st_size <= 1 << 20
+
+
+def test_the_kernel_environment_is_minimal(monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(["", ".", "/abs/path"]))
+    scratch = sandbox.Scratch.create([])
+    try:
+        env = scratch.env()
+    finally:
+        scratch.remove()
+    assert "AWS_SECRET_ACCESS_KEY" not in env and env["PYTHONPATH"] == "/abs/path"
+    assert env["HOME"] == str(scratch.work) and env["PYTHONSAFEPATH"] == "1" and env[sandbox.MARKER]

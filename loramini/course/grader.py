@@ -340,8 +340,13 @@ def grade(submissions: list, solutions: Path, student_from: str = "path", notebo
     if not sandbox.isolation():
         print("warning: no user namespaces here (util-linux unshare): submissions run as plain processes and can "
               "read any file of yours by absolute path; see docs/teaching.md", file=sys.stderr)
-    sols = {p.name: nbformat.read(p, as_version=4) for p in solution_notebooks(solutions)}
-    sols = {name: (nb, exercises(nb)) for name, nb in sols.items()}
+    sols = {}
+    for solution in solution_notebooks(solutions):
+        nb = nbformat.read(solution, as_version=4)
+        try:
+            sols[solution.name] = (nb, exercises(nb))
+        except ValueError as err:  # one malformed solution notebook does not stop the others' grading
+            print(f"warning: {solution.name} skipped: {err}", file=sys.stderr)
     rows = []
     for name in submissions:
         path = Path(name)

@@ -56,6 +56,10 @@ def _limit(kind: int, value: int) -> None:
 def preexec(limits: Limits):
     """Runs in the kernel's process after fork, before exec: the resource limits."""
     def apply():
+        try:  # the kernel dies with the grader (PR_SET_PDEATHSIG = SIGKILL), even if the grader is killed
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
         _limit(resource.RLIMIT_AS, limits.memory)
         _limit(resource.RLIMIT_FSIZE, limits.file_size)
         _limit(resource.RLIMIT_NPROC, limits.processes)
