@@ -35,7 +35,7 @@ $(BIN)/.torch: | $(BIN)/python
 $(BIN)/.installed-%: pyproject.toml | $(BIN)/.torch
 	@echo "==> [setup] loramini with its [$*] extra (editable: this checkout)"
 	$(PIP) -e ".[$*]" "$(TORCH_PIN)"
-	@if [ "$*" != train ]; then echo "==> [setup] registering the Jupyter kernel 'python3' in $(VENV)/"; \
+	@if $(BIN)/python -c "import ipykernel" 2>/dev/null; then echo "==> [setup] registering the Jupyter kernel 'python3' in $(VENV)/"; \
 	  $(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null; fi
 	@touch $@
 	@echo "==> [setup] done: $(VENV)/ has loramini[$*]"

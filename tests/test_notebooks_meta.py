@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import py_compile
+import shutil
 import re
 import zipfile
 from pathlib import Path
@@ -242,3 +243,24 @@ def test_output_check_catches_bars_warnings_and_paths():
         "a frozen progress bar", "a warning", "an absolute path of the machine"], found
     nb.metadata["widgets"] = {"state": {}}
     assert "notebook metadata holds saved widget state" in output_problems(nb)
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[p.name for p in SOURCES])
+def test_saving_in_jupyterlab_leaves_the_py_twin_as_committed(source, tmp_path):
+    """JupyterLab saves a paired notebook through jupytext's contents manager. With notebooks/jupytext.toml the
+    .py twin comes out byte for byte as committed, whichever jupytext release saves it (no version to bump)."""
+    pytest.importorskip("jupyter_server")
+    from jupytext import TextFileContentsManager
+
+    copy = tmp_path / "notebooks"
+    copy.mkdir()
+    for path in (source, source.with_suffix(".ipynb"), NOTEBOOK_DIR / "jupytext.toml"):
+        shutil.copy2(path, copy / path.name)
+    manager = TextFileContentsManager(root_dir=str(tmp_path))
+    relpath = f"notebooks/{source.with_suffix('.ipynb').name}"
+    model = manager.get(relpath)
+    jupytext_meta = model["content"].metadata.setdefault("jupytext", {})
+    jupytext_meta.setdefault("text_representation", {})["jupytext_version"] = "0.0.1"  # another release saves
+    manager.save(model, relpath)
+    assert (copy / source.name).read_text() == source.read_text(), (
+        f"saving {source.with_suffix('.ipynb').name} in JupyterLab rewrites {source.name}")
