@@ -26,6 +26,7 @@ from .config import LoRAMiniConfig
 from .files import atomic_write, write_json  # noqa: F401  (generic helpers, re-exported for old imports)
 from .inject import inject, loramini_layers, model_task_type, remove_adapters
 from .layer import aux_name, fan_in_fan_out, is_adaptable, layer_aux, layer_shape
+from .upstream import ignore_peft_deprecation
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -391,7 +392,7 @@ def export_peft(model: nn.Module, path: PathLike) -> Path:
     )
     plain = remove_adapters(copy.deepcopy(model))  # the base model (trained head included), LoRA-Mini removed
     with warnings.catch_warnings():  # PEFT calls a transformers API that transformers deprecates: not ours to fix
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        ignore_peft_deprecation()
         peft_model = get_peft_model(plain, lora_config)
     with torch.no_grad():
         for name, (a_full, b_full) in factors.items():

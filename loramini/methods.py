@@ -21,6 +21,7 @@ from .config import LoRAMiniConfig
 from .files import atomic_write
 from .inject import HEAD_PATTERN, is_head_param
 from .train_config import METHODS, PEFT_METHODS, TrainConfig
+from .upstream import ignore_peft_deprecation
 
 __all__ = ["METHODS", "PEFT_METHODS", "apply_method", "param_groups", "save_trained"]
 
@@ -74,7 +75,7 @@ def quietly(build: Callable[[], Any]) -> Any:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        ignore_peft_deprecation()
         return build()
 
 

@@ -53,8 +53,10 @@ def setup(*, verbose: bool = True):
     import torch
 
     from . import __version__
+    from .upstream import ignore_peft_deprecation
 
     smoke, device = smoke_mode(), pick_device()
+    ignore_peft_deprecation()  # the notebooks call peft directly, outside the package's own filters
     if verbose:
         print(f"loramini {__version__} | torch {torch.__version__} | device: {device} | smoke mode: {smoke}")
         if in_colab() and device.type == "cpu":

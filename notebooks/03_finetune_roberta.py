@@ -136,8 +136,10 @@ print(f"transformers {transformers.__version__} | python {sys.version.split()[0]
 #
 # The adapter is the LoRA paper's GLUE setting: rank $r=8$ on the attention `query` and `value`
 # projections, $\alpha = 2r$. LoRA-Mini adds $a=b=32$. The pipeline trains at the package's default learning
-# rates (`DEFAULT_LR` in [`loramini/train.py`](../loramini/train.py); `TINY_LR` for the tiny model), which give
-# LoRA-Mini a larger rate than LoRA; notebook 04 derives how much larger and checks it against tuned rates.
+# rates (`DEFAULT_LR` in [`loramini/train_config.py`](../loramini/train_config.py); `TINY_LR` for the tiny
+# model). Notebook 04 derives why LoRA-Mini's *best* short-run rate is about 3x LoRA's; the shipped real-model
+# default for LoRA-Mini is nevertheless LoRA's 3e-3, because the faster rate fails on longer runs (README,
+# "Learning rate").
 
 # %%
 # NBVAL_IGNORE_OUTPUT
