@@ -35,6 +35,16 @@ GROUPS = [
     ("SST-2 1x, LoRA-Mini at 3e-3 (new default)", "sst2", "loramini", 3e-3, 1500, 2, {}),
     ("STS-B 1x, LoRA-Mini at 3e-3 (new default)", "stsb", "loramini", 3e-3, 1500, 2, {}),
     ("STS-B 1x, LoRA-Mini at 3e-3, mean-pooled head", "stsb", "loramini", 3e-3, 1500, 2, {"pooling": "mean"}),
+    ("SST-2 4x, LoRA-Mini at 3e-3 (new default)", "sst2", "loramini", 3e-3, 6000, 2, {}),
+    ("SST-2 4x, PEFT LoRA at 3e-3", "sst2", "lora", 3e-3, 6000, 2, {}),
+    ("SST-2 4x, LoRA-Mini at 1e-2 (old default)", "sst2", "loramini", 1e-2, 6000, 2, {}),
+]
+# Same seeds, same rows: the per-seed difference (first − second) is the fairer test than two overlapping CIs.
+PAIRED = [
+    ("pair 4x, LoRA-Mini at 3e-3 (new default)", "pair 4x, PEFT LoRA at 3e-3"),
+    ("SST-2 4x, LoRA-Mini at 3e-3 (new default)", "SST-2 4x, PEFT LoRA at 3e-3"),
+    ("SST-2 4x, LoRA-Mini at 1e-2 (old default)", "SST-2 4x, PEFT LoRA at 3e-3"),
+    ("SST-2 4x, LoRA-Mini at 1e-2 (old default)", "SST-2 4x, LoRA-Mini at 3e-3 (new default)"),
 ]
 
 
@@ -103,7 +113,17 @@ def report(cache: Path) -> dict:
         groups.append({"label": label, "task": task, "method": method, "lr": lr, "rows": rows, "epochs": epochs,
                        "extra": extra, "metric": history["main_metric"] if runs else None, "seeds": [r["seed"] for r in runs],
                        "mean": mean, "ci95": list(ci) if ci else None, "runs": runs})
-    return {"groups": groups}
+    return {"groups": groups, "paired": [paired_difference(groups, a, b) for a, b in PAIRED]}
+
+
+def paired_difference(groups: list, first: str, second: str) -> dict:
+    """Mean and 95% CI of first − second over the seeds both groups finished (no CI below 2 seeds)."""
+    by_label = {g["label"]: {r["seed"]: r["metric"] for r in g["runs"]} for g in groups}
+    seeds = sorted(set(by_label[first]) & set(by_label[second]))
+    diffs = [by_label[first][s] - by_label[second][s] for s in seeds]
+    mean, ci = confidence_interval(diffs) if len(diffs) >= 2 else (diffs[0] if diffs else None, None)
+    return {"first": first, "second": second, "seeds": seeds, "differences": diffs, "mean": mean,
+            "ci95": list(ci) if ci else None}
 
 
 def main(argv=None) -> int:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "loramini"
-CORE = ("layer", "config", "inject", "counting", "io", "files", "_version", "__init__")
+CORE = ("layer", "config", "inject", "counting", "io", "files", "upstream", "_version", "__init__")
 CORE_DEPENDENCIES = {"torch", "safetensors", "numpy"}
 # Imported inside one function each, for an optional feature that needs the extra anyway.
 OPTIONAL_INSIDE_FUNCTIONS = {("io", "peft"),  # export_peft: writes a PEFT adapter

@@ -122,11 +122,11 @@ def _module_kinds() -> dict:
     from torch import nn
 
     from .. import checks
-    from ..layer import LoRAMiniLinear
+    from ..layer import AuxFactors, LoRAMiniLinear
 
     kinds = {nn.Linear: "Linear", nn.ModuleDict: "ModuleDict", nn.Sequential: "Sequential",
              nn.ModuleList: "ModuleList", nn.Identity: "Identity", nn.Dropout: "Dropout",
-             LoRAMiniLinear: "LoRAMiniLinear"}
+             LoRAMiniLinear: "LoRAMiniLinear", AuxFactors: "AuxFactors"}
     if hasattr(checks, "_Block"):
         kinds[checks._Block] = "Block"
     return kinds
@@ -204,7 +204,7 @@ class Reader:
         from torch import nn
 
         from .. import checks
-        from ..layer import LoRAMiniLinear
+        from ..layer import AuxFactors, LoRAMiniLinear
 
         if not isinstance(node, dict) or node.get("t") != "module" or depth > _MAX_DEPTH:
             _bad()
@@ -217,6 +217,8 @@ class Reader:
                                projection_seed=args["projection_seed"], aux_init=args["aux_init"],
                                use_rslora=args["use_rslora"])
             m.merged = bool(args["merged"])
+        elif kind == "AuxFactors":  # its two buffers (the frozen aux pair) are filled in below
+            m = AuxFactors(torch.empty(0), torch.empty(0))
         elif kind == "Block" and hasattr(checks, "_Block"):
             m = checks._Block(int(args["d"]))
         elif kind in ("ModuleDict", "Sequential", "ModuleList", "Identity", "Dropout"):

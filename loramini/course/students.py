@@ -71,6 +71,9 @@ def _github_blob(nb) -> Optional[str]:
     return None
 
 
+_CHECKS_IMPORT = r"^from loramini import .*\bchecks\b"
+
+
 def student_notebook(nb, source: Path = Path("notebooks"), dest: Path = Path("notebooks/exercises"),
                      keep: Optional[set] = None):
     """The student copy of solution notebook `nb` (which lives in `source`; the copy goes to `dest`).
@@ -83,6 +86,8 @@ def student_notebook(nb, source: Path = Path("notebooks"), dest: Path = Path("no
     inside = Path(os.path.abspath(dest)).is_relative_to(Path(os.path.abspath(source)).parent)
     github = None if inside else _github_blob(nb)
     imported = False
+    uses_checks = any(re.search(_CHECKS_IMPORT, c.source, re.M) for c in nb.cells if c.cell_type == "code")
+    importing = _CHECKS_IMPORT if uses_checks else r"import loramini\b"
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":
             cell.source = _relink(strip_markdown_solution(cell.source), source, dest, keep, github)
@@ -97,14 +102,13 @@ def student_notebook(nb, source: Path = Path("notebooks"), dest: Path = Path("no
         else:
             cell.source = _drop_nbval(cell.source).rstrip("\n")
             if not imported:  # make `Todo` known: right after the notebook's first `from loramini import checks`
-                lines = cell.source.split("\n")
-                at = next((i for i, line in enumerate(lines) if re.match(r"from loramini import .*\bchecks\b", line)),
-                          None)
+                lines = cell.source.split("\n")        # (or its first `import loramini` when it uses no checks)
+                at = next((i for i, line in enumerate(lines) if re.match(importing, line)), None)
                 if at is not None:
                     cell.source = "\n".join(lines[:at + 1] + [_TODO_IMPORT] + lines[at + 1:])
                     imported = True
         cell.source = _repath(cell.source, source, dest)
-    if not imported:  # no checks import: fall back to the builtin, with the same one-line message
+    if not imported:  # no loramini import: fall back to the builtin, with the same one-line message
         for index in by_cell:
             if nb.cells[index].cell_type == "code":
                 nb.cells[index].source = nb.cells[index].source.replace("raise Todo(", "raise NotImplementedError(")
