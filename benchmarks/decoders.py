@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package next
 
 from loramini import LoRAMiniConfig, count_parameters, export_peft, inject, save_adapter  # noqa: E402
 from loramini.bench import Timing, bench_training, machine_info, tensor_bytes  # noqa: E402
-from loramini.io import atomic_write, write_json  # noqa: E402
+from loramini.files import write_report  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHAPES = {
@@ -197,9 +197,8 @@ def main(argv=None) -> int:
         results["step"] = {"shape": "smollm2-135m", "batch": args.batch, "seq": args.seq, "repeats": args.repeats,
                            "rows": step_rows("smollm2-135m", args.r, args.a, args.b, args.batch, args.seq, args.repeats)}
     results["seconds"] = time.perf_counter() - started
-    write_json(args.out.with_suffix(".json"), results)
     text = markdown(results)
-    atomic_write(args.out.with_suffix(".md"), lambda tmp: Path(tmp).write_text(text))
+    write_report(args.out, results, text)
     print(text)
     return 0
 

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package next to this folder
 
 from loramini.experiments import confidence_interval  # noqa: E402
-from loramini.io import atomic_write, write_json  # noqa: E402
+from loramini.files import write_report  # noqa: E402
 from loramini.train import TrainConfig, train  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -73,9 +73,8 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     results = run(args.seeds, args.task, args.targets)
     results["seconds"] = time.perf_counter() - started
-    write_json(args.out.with_suffix(".json"), results)
     text = markdown(results)
-    atomic_write(args.out.with_suffix(".md"), lambda tmp: Path(tmp).write_text(text))
+    write_report(args.out, results, text)
     print(text)
     return 0
 

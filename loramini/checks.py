@@ -30,7 +30,6 @@ grader does that to undo a student's monkeypatching).
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import os
 import re
@@ -481,6 +480,24 @@ def _call(fn: Callable, *args, advice: str = _SHAPES_ADVICE):
               f"Your function raised {type(err).__name__}. {advice}")
 
 
+def _expect_shape(got: torch.Tensor, right: torch.Tensor, name: str, must: str) -> None:
+    """Fail with a hint unless `got` has `right`'s shape; `must` names it, e.g. "B_train's shape (b, r)"."""
+    if got.shape == right.T.shape and got.shape != right.shape:
+        _fail(f"{name} is transposed: it must have {must} = {tuple(right.shape)}.",
+              f"{name} is transposed: it must have {must}.")
+    if got.shape != right.shape:
+        _fail(f"{name} has shape {tuple(got.shape)}; it must have {must} = {tuple(right.shape)}.",
+              f"{name} must have {must}.")
+
+
+def _scale_mistakes(got, right, f: dict, dtype, missing_scale: str) -> None:
+    """Fail with a hint when `got` is `right` without the scale alpha / r, or scaled by alpha instead."""
+    if _close(got * f["scale"], right, dtype):
+        _fail("Off by the scale factor: " + missing_scale)
+    if _close(got, right * f["r"], dtype):
+        _fail("You scaled by alpha; the scale is alpha / r (that is layer.scale).")
+
+
 def check_delta_weight(delta_fn: Callable[[LoRAMiniLinear], torch.Tensor]) -> None:
     """`delta_fn(layer)` must return ΔW = scale · B_aux B_train A_train A_aux, shape (d_out, d_in)."""
     layer = _reference_layer()
@@ -491,18 +508,10 @@ def check_delta_weight(delta_fn: Callable[[LoRAMiniLinear], torch.Tensor]) -> No
     _unchanged(layer, f)
     got = _as_float64(raw, "ΔW", tuple(right.shape))
     dtype = raw.dtype
-    if got.shape == right.T.shape and got.shape != right.shape:
-        _fail(f"ΔW is transposed: it must have the base weight's shape (d_out, d_in) = {tuple(right.shape)}.",
-              "ΔW is transposed: it must have the base weight's shape (d_out, d_in).")
-    if got.shape != right.shape:
-        _fail(f"ΔW has shape {tuple(got.shape)}, expected (d_out, d_in) = {tuple(right.shape)}.",
-              "ΔW must have the base weight's shape (d_out, d_in).")
+    _expect_shape(got, right, "ΔW", "the base weight's shape (d_out, d_in)")
     if _close(got, right, dtype):
         return _ok("ΔW = scale · B_aux B_train A_train A_aux, written from the factors.")
-    if _close(got * f["scale"], right, dtype):
-        _fail("Off by the scale factor: multiply by layer.scale (alpha / r).")
-    if _close(got, right * f["r"], dtype):
-        _fail("You scaled by alpha; the scale is alpha / r (that is layer.scale).")
+    _scale_mistakes(got, right, f, dtype, "multiply by layer.scale (alpha / r).")
     if _close(got + f["W0"], right, dtype) or _close(got, right + f["W0"], dtype):
         _fail("ΔW is the update only: leave the base weight W0 out of it.")
     _fail("The shape is right but the values are not: check the order of the product. ΔW acts on x from the left, "
@@ -603,18 +612,10 @@ def check_grad_B_train(grad_fn: Callable[[LoRAMiniLinear, torch.Tensor, torch.Te
               "here, there was no backward pass).")
     got = _as_float64(raw, "dL/dB_train", tuple(right.shape))
     dtype = raw.dtype
-    if got.shape == right.T.shape and got.shape != right.shape:
-        _fail(f"dL/dB_train must have B_train's shape (b, r) = {tuple(right.shape)}; yours is transposed.",
-              "dL/dB_train must have B_train's shape (b, r); yours is transposed.")
-    if got.shape != right.shape:
-        _fail(f"dL/dB_train must have B_train's shape (b, r) = {tuple(right.shape)}, got {tuple(got.shape)}.",
-              "dL/dB_train must have B_train's shape (b, r).")
+    _expect_shape(got, right, "dL/dB_train", "B_train's shape (b, r)")
     if _close(got, right, dtype):
         return _ok("Your hand-derived dL/dB_train equals autograd's.")
-    if _close(got * f["scale"], right, dtype):
-        _fail("Off by the scale factor: the forward pass multiplies by layer.scale, so the gradient does too.")
-    if _close(got, right * f["r"], dtype):
-        _fail("You scaled by alpha; the scale is alpha / r (that is layer.scale).")
+    _scale_mistakes(got, right, f, dtype, "the forward pass multiplies by layer.scale, so the gradient does too.")
     if _close(got * x.shape[0], right, dtype):
         _fail("Sum over the tokens, do not average: the loss gradient g is already per token.")
     _fail("Shape right, values wrong. For a linear map z = W h (one token) dL/dW = (dL/dz) hᵀ, summed over "

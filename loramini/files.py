@@ -82,3 +82,10 @@ def check_writable_dir(path: PathLike, flag: str = "--output-dir") -> None:
         raise ValueError(f"{flag} {path} {where}, not a folder: give a folder path.")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{flag} {path}: the folder {existing} is not writable: give a folder you can write to.")
+
+
+def write_report(stem: Path, results: dict, text: str) -> None:
+    """A benchmark's results as `stem`.json (the data) and `stem`.md (the same as a table a person reads)."""
+    stem = Path(stem)
+    write_json(stem.with_suffix(".json"), results)
+    atomic_write(stem.with_suffix(".md"), lambda tmp: Path(tmp).write_text(text))

@@ -257,7 +257,9 @@ print({k: round(v, 3) for k, v in before.items()})
 #
 # A SmolLM2 block (hidden 576, 9 query heads and 3 key/value heads of 64, MLP 1536) has seven linear layers:
 # `q_proj` 576→576, `k_proj` and `v_proj` 576→192, `o_proj` 576→576, `gate_proj` and `up_proj` 576→1536,
-# `down_proj` 1536→576. All are bias-free `nn.Linear`, as in every Llama.
+# `down_proj` 1536→576. All are bias-free `nn.Linear`, as in every Llama. Per adapted layer, LoRA trains
+# $r\,(d_{in} + d_{out})$ numbers and LoRA-Mini $r\,(a + b)$, whatever the layer's size; the frozen aux factors
+# add $a\,d_{in} + d_{out}\,b$ numbers to memory, not to the optimizer.
 
 # %%
 # NBVAL_CHECK_OUTPUT
