@@ -38,6 +38,12 @@ GROUPS = [
     ("SST-2 4x, LoRA-Mini at 3e-3 (new default)", "sst2", "loramini", 3e-3, 6000, 2, {}),
     ("SST-2 4x, PEFT LoRA at 3e-3", "sst2", "lora", 3e-3, 6000, 2, {}),
     ("SST-2 4x, LoRA-Mini at 1e-2 (old default)", "sst2", "loramini", 1e-2, 6000, 2, {}),
+    ("SST-2 1x, PEFT LoRA at 3e-3", "sst2", "lora", 3e-3, 1500, 2, {}),
+    ("SST-2 4x, full fine-tuning at 1e-4", "sst2", "full", 1e-4, 6000, 2, {}),
+    # Equal trainable numbers: LoRA-Mini r=8, a=b=32 on every linear layer (18,432) = LoRA r=2 on query, value.
+    ("SST-2 1x, LoRA-Mini all-linear at 3e-3", "sst2", "loramini", 3e-3, 1500, 2, {"target_modules": "all-linear"}),
+    ("SST-2 1x, PEFT LoRA r=2 at 3e-3", "sst2", "lora", 3e-3, 1500, 2, {"r": 2}),
+    ("SST-2 1x, PEFT LoRA r=1 at 3e-3", "sst2", "lora", 3e-3, 1500, 2, {"r": 1}),
 ]
 # Same seeds, same rows: the per-seed difference (first − second) is the fairer test than two overlapping CIs.
 PAIRED = [
@@ -45,6 +51,9 @@ PAIRED = [
     ("SST-2 4x, LoRA-Mini at 3e-3 (new default)", "SST-2 4x, PEFT LoRA at 3e-3"),
     ("SST-2 4x, LoRA-Mini at 1e-2 (old default)", "SST-2 4x, PEFT LoRA at 3e-3"),
     ("SST-2 4x, LoRA-Mini at 1e-2 (old default)", "SST-2 4x, LoRA-Mini at 3e-3 (new default)"),
+    ("SST-2 1x, LoRA-Mini at 3e-3 (new default)", "SST-2 1x, PEFT LoRA at 3e-3"),
+    ("SST-2 1x, LoRA-Mini all-linear at 3e-3", "SST-2 1x, PEFT LoRA r=2 at 3e-3"),
+    ("SST-2 1x, LoRA-Mini at 3e-3 (new default)", "SST-2 1x, PEFT LoRA r=1 at 3e-3"),
 ]
 
 
@@ -99,6 +108,7 @@ def report(cache: Path) -> dict:
             if not (folder / "history.json").is_file():
                 continue
             history = json.loads((folder / "history.json").read_text())
+            result = json.loads((folder / "results.json").read_text()) if (folder / "results.json").is_file() else {}
             cpu = folder / "cpu_seconds.txt"
             final = next(iter(history["final"].values()))
             runs.append({"seed": seed, "metric": history["metric"], "final": final,
@@ -107,6 +117,8 @@ def report(cache: Path) -> dict:
                          "metric_per_epoch": [next(iter(e["eval"].values()))[history["main_metric"]]
                                               for e in history["epochs"]],
                          "label_prior_loss": history.get("label_prior_loss"),
+                         "adapter_params": result.get("params", {}).get("adapter"),
+                         "adapter_bytes": result.get("adapter_bytes"),
                          "cpu_seconds": float(cpu.read_text()) if cpu.is_file() else None})
         values = [r["metric"] for r in runs]
         mean, ci = confidence_interval(values) if len(values) >= 2 else (values[0] if values else None, None)

@@ -14,6 +14,7 @@ from importlib import resources
 SHIPPED = {
     "accuracy-vs-params": "all-MiniLM-L6-v2 on GLUE SST-2 and STS-B, every method at its tuned rate, 3 seeds",
     "accuracy-vs-params-smoke": "the tiny RoBERTa on the offline synthetic-rank task, the same protocol",
+    "budget-curves": "all-MiniLM-L6-v2 at 1x and 4x the protocol's budget, a pair task never tuned on, 3 seeds",
     "decoder-runs": "SmolLM2-135M-Instruct fine-tuned on SST-2 as text on a shared CPU (benchmarks/decoder_runs.py)",
 }
 
