@@ -201,7 +201,9 @@ def _kernel_manager(scratch: sandbox.Scratch, hide: list):
 
     from jupyter_client.manager import AsyncKernelManager
 
-    km = AsyncKernelManager(kernel_name="python3")  # async: nbclient notices a killed kernel while it waits
+    # async: nbclient notices a killed kernel while it waits; the connection file in the scratch, the one folder
+    # the kernel surely sees (the instructor's runtime folder may lie under a covered temp folder)
+    km = AsyncKernelManager(kernel_name="python3", connection_file=str(scratch.root / "runtime" / "kernel.json"))
     spec = _copy.copy(km.kernel_spec)
     spec.argv = sandbox.wrap(spec.argv, scratch.root, hide)
     km._kernel_spec = spec

@@ -1,11 +1,11 @@
 """Running one submission's kernel at arm's length (process level, not a container).
 
 * where Linux allows it (util-linux `unshare` and user namespaces), the kernel runs in its own user, mount
-  and PID namespaces: the solutions and submission folders are covered by an empty tmpfs (unreadable even
-  by absolute path), every file system but the scratch folder is read-only, /proc shows only the
-  submission's processes, and when the kernel ends every process it started ends with it (the namespace's
-  init is gone). Without them the kernel runs as a plain process and
-  only the measures below hold; `isolation()` says which;
+  and PID namespaces: the solutions and submission folders, and the shared temp folders (other runs' and other
+  users' files), are covered by an empty tmpfs (unreadable even by absolute path), every file system but the
+  scratch folder is read-only, /proc shows only the submission's processes, and when the kernel ends every
+  process it started ends with it (the namespace's init is gone). Without them the kernel runs as a plain
+  process and only the measures below hold; `isolation()` says which;
 * a throwaway folder per submission, outside the solutions (the system's temp folder): the kernel's working
   folder and HOME, removed afterwards; nothing but the graded notebook's cells reaches it;
 * a minimal environment: PATH, LANG, the thread and offline settings, PYTHONPATH (without relative entries)
@@ -117,19 +117,25 @@ class Scratch:
 
 # ---------------------------------------------------------------- namespaces
 _UNSHARE = ["unshare", "--user", "--map-current-user", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child"]
-# Inside the namespaces, before the kernel starts: the scratch folder ($1) stays writable, an empty tmpfs covers
-# each folder given before "--", every other mount becomes read-only, /dev/shm a fresh tmpfs; then the kernel.
+# Inside the namespaces, before the kernel starts: an empty tmpfs covers each folder given before "--" (the
+# scratch's parent among them); the scratch folder ($1) is bound back in from the folder held open below the
+# covers ("." with --no-canonicalize); every other mount becomes read-only, /dev/shm a fresh tmpfs; then the
+# kernel, in its working folder reached again by name (the one it started in lies on the read-only mount).
 _SETUP_NS = r"""
 scratch="$1"; shift
-mount --bind "$scratch" "$scratch"
+here="$(pwd -P)"; cd "$scratch" || exit 1
 while [ "$1" != "--" ]; do [ -d "$1" ] && mount -t tmpfs -o size=4k,mode=000 none "$1"; shift; done; shift
+mkdir -p "$scratch" && mount --no-canonicalize --bind . "$scratch" || exit 1
 for mp in $(awk '{print $5}' /proc/self/mountinfo | sort -r); do
   case "$mp" in "$scratch"|/proc|/proc/*|/dev|/dev/*|/sys|/sys/*) continue;; esac
   mount -o remount,bind,ro "$mp" 2>/dev/null
 done
 mount -t tmpfs -o size=256m none /dev/shm 2>/dev/null
+cd "$here" || exit 1
 exec "$@"
 """
+# Folders anyone may write to: other grading runs, other courses and other users leave files there.
+_SHARED_TEMP = ("/tmp", "/var/tmp")
 _ISOLATION: Optional[bool] = None
 
 
@@ -140,10 +146,10 @@ def isolation() -> bool:
         import subprocess
 
         try:
-            with tempfile.TemporaryDirectory() as scratch:
+            with tempfile.TemporaryDirectory() as scratch:  # writable by name and from inside, not beside
                 done = subprocess.run(_UNSHARE + ["sh", "-c", _SETUP_NS, "sh", scratch, "--", "sh", "-c",
-                                                  f"touch {scratch}/w && ! touch {scratch}/../w 2>/dev/null"],
-                                      capture_output=True, timeout=30)
+                                                  f"touch {scratch}/w && touch v && ! touch ../w 2>/dev/null"],
+                                      cwd=scratch, capture_output=True, timeout=30)
             _ISOLATION = done.returncode == 0
         except (OSError, subprocess.SubprocessError):
             _ISOLATION = False
@@ -151,23 +157,26 @@ def isolation() -> bool:
 
 
 def hideable(folder: Path) -> bool:
-    """A folder can be covered when it holds neither the Python environment nor the loramini package."""
+    """A folder can be covered when it holds neither the Python environment, the loramini package nor a
+    PYTHONPATH entry the kernel gets (the scratch folder is bound back in wherever it is)."""
     import sys
 
     import loramini
 
     folder = Path(folder).resolve()
-    needed = [Path(sys.prefix), Path(sys.base_prefix), Path(loramini.__file__).resolve().parent,
-              Path(tempfile.gettempdir())]
+    needed = [Path(sys.prefix), Path(sys.base_prefix), Path(loramini.__file__).resolve().parent]
+    needed += [Path(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and os.path.isabs(p)]
     return folder != Path("/") and not any(n.resolve().is_relative_to(folder) for n in needed)
 
 
 def wrap(argv: list, scratch: Path, hide: list) -> list:
     """The kernel's command, run inside namespaces (when `isolation()`) where only `scratch` is writable and the
-    folders `hide` are empty (those that hold the environment or the package stay visible, see `hideable`)."""
+    folders `hide` and the shared temp folders (the scratch's parent among them) are empty; those that hold the
+    environment or the package stay visible, see `hideable`."""
     if not isolation():
         return list(argv)
-    folders = sorted({str(Path(h).resolve()) for h in hide if hideable(h)})
+    hide = [*hide, Path(scratch).resolve().parent, *_SHARED_TEMP]
+    folders = sorted({str(Path(h).resolve()) for h in hide if Path(h).is_dir() and hideable(h)})
     return _UNSHARE + ["sh", "-c", _SETUP_NS, "sh", str(Path(scratch).resolve()), *folders, "--", *argv]
 
 
