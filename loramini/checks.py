@@ -99,16 +99,19 @@ def _number(value):
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
+        if torch.Tensor.numel(value) != 1:
             return None
-        value = value.item()
+        value = torch.Tensor.item(value)  # the base class's, whatever a subclass overrides
     elif hasattr(value, "item") and not isinstance(value, (int, float)):  # numpy scalars
         try:
             value = value.item()
         except (TypeError, ValueError):
             return None
-    if isinstance(value, (int, float)):
-        return value
+    # The stored number itself, as a plain int or float: a subclass that claims to equal everything gets no say.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int.__int__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
     return None
 
 

@@ -633,7 +633,8 @@ budget = shipped_results.load("budget-curves")
 rows = [{"setting": g["label"], "trainable": g["runs"][0].get("adapter_params") if g["runs"] else None,
          "steps": g["runs"][0]["optimizer_steps"] if g["runs"] else None, "seeds": len(g["seeds"]),
          "metric": g["metric"], "mean": g["mean"], "95% CI": g["ci95"],
-         "CPU s per run": round(sum(r["cpu_seconds"] or 0 for r in g["runs"]) / max(len(g["runs"]), 1))}
+         "final train loss": round(sum(r["train_loss_per_epoch"][-1] for r in g["runs"]) / len(g["runs"]), 3),
+         "CPU s per run": round(sum(r["cpu_seconds"] or 0 for r in g["runs"]) / len(g["runs"]))}
         for g in budget["groups"] if len(g["seeds"]) >= 2]
 table = pd.DataFrame(rows).set_index("setting")
 table["mean"] = table["mean"].round(3)
@@ -671,6 +672,18 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **The verdict, from the two cells above.** With 4x the steps LoRA-Mini at the shipped rate closes most of its gap:
+# on SST-2 it is 3.9 points behind LoRA at 1x (resolved) but 1.7 at 4x, and 1.5 on the pair task; both 4x paired
+# intervals contain 0, so 3 seeds cannot tell these gaps from none. The old default 1e-2 never left the label prior
+# on the pair task (F1 0.547, final training loss 0.69 = ln 2, what predicting the class balance costs), and on
+# SST-2 at 4x it was no better than 3e-3 (−0.015, inside the noise); 3e-3 learned everywhere it was tried. But at a
+# *similar number of trainable numbers* the picture turns: LoRA at r = 2 on query and value (18,432 numbers) beats
+# LoRA-Mini on every linear layer (18,944) by 2.6 points, and LoRA at r = 1 (9,216) beats LoRA-Mini on query and
+# value (6,144) by 2.9, both resolved. LoRA-Mini's claim holds as "comparable accuracy with an order of magnitude
+# fewer trainable numbers than LoRA *at the same rank*", given enough steps; it does not hold as "more accuracy per
+# trainable number" on this model. Wider models (where the saving grows), longer budgets and LLMs are open.
+
+# %% [markdown]
 # ## Summary
 #
 # * A number in this notebook is a mean over three seeds with a 95% confidence interval, at its method's tuned
@@ -684,6 +697,9 @@ plt.show()
 #   384-wide model, 4.9x on roberta-base. Section 5 sets that against the rates the sweeps chose.
 # * Sections 6 and 7 are yours: an ablation of rank against width, and LoRA against LoRA-Mini at exactly the same
 #   number of adapter numbers, each over three seeds and read against the noise.
+# * Section 8 goes past one budget on the real encoder: at 4x the steps LoRA-Mini's gap to LoRA is inside the
+#   noise, the shipped rate learns a task it was never tuned on, and at a similar count of trainable numbers LoRA
+#   at a small rank is ahead.
 #
 # ## Questionnaire
 #

@@ -455,3 +455,30 @@ def test_reload_undoes_monkeypatching():
     assert reloaded.CheckFailed is CheckFailed  # `except CheckFailed` from an earlier import still works
     # and the package's layer is intact after a reload in the middle of things
     assert loramini.LoRAMiniLinear(nn.Linear(4, 4), r=1, a=2, b=2)(torch.randn(1, 4)).shape == (1, 4)
+
+
+def test_numbers_that_claim_to_equal_everything_fail_the_in_kernel_checks():
+    """Under nbgrader the checks run in the student's kernel: an int/float subclass whose __eq__ says True to
+    everything (or a tensor subclass with its own item) must be judged by the number it stores."""
+    import torch
+
+    class AnyInt(int):
+        def __eq__(self, other):
+            return True
+        __hash__ = int.__hash__
+
+    class AnyFloat(float):
+        def __eq__(self, other):
+            return True
+        __hash__ = float.__hash__
+
+    class AnyTensor(torch.Tensor):
+        def item(self):
+            return 8 * (768 + 768)
+
+    with pytest.raises(checks.CheckFailed):
+        checks.check_lora_count(AnyInt(1), 768, 768, 8)
+    with pytest.raises(checks.CheckFailed):
+        checks.check_lora_count(torch.tensor(1).as_subclass(AnyTensor), 768, 768, 8)
+    assert not checks._is(AnyFloat(0.5), 0.25)
+    checks.check_lora_count(AnyInt(8 * (768 + 768)), 768, 768, 8)  # the right number passes, whatever its class
