@@ -85,9 +85,12 @@ def template_for(task: str) -> TextTemplate:
 def as_text(dsdict, task: str):
     """A GLUE DatasetDict (from `loramini.data.load_glue`) → the same splits with columns prompt, completion,
     label (the label word's index)."""
+    from datasets import Value
+
     template = template_for(task)
-    return dsdict.map(template.render, remove_columns=next(iter(dsdict.values())).column_names,
+    text = dsdict.map(template.render, remove_columns=next(iter(dsdict.values())).column_names,
                       desc="Rendering as text")
+    return text.cast_column("label", Value("int64"))  # STS-B's float score column would otherwise keep its type
 
 
 # ---------------------------------------------------------------------------------------------------

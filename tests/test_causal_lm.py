@@ -164,6 +164,23 @@ def test_as_text_reads_sst2_through_the_glue_loader(tmp_path):
     assert text["train"][0] == {"prompt": "Review: a gem \nSentiment:", "completion": " positive", "label": 1}
 
 
+def test_stsb_as_text_has_integer_labels_that_evaluate_can_index(tmp_path, tok):
+    """STS-B's label column holds float scores; rendered as text it must hold the label word's index (int), or
+    `evaluate` cannot pick each row's right word (it raised "Expected dtype int32/int64 for index")."""
+    from loramini.data import load_glue
+
+    folder = tmp_path / "STS-B"
+    folder.mkdir()
+    rows = "genre\tfile\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+    rows += "".join(f"g\tf\t2012\t{i}\ts\ts\ta cat {i}\ta dog {i}\t{s}\n" for i, s in enumerate((4.2, 1.0, 3.0)))
+    for name in ("train.tsv", "dev.tsv"):
+        (folder / name).write_text(rows)
+    text = C.as_text(load_glue("stsb", data_dir=tmp_path), "stsb")
+    assert text["validation"]["label"] == [1, 0, 1] and text["validation"].features["label"].dtype == "int64"
+    scores = C.evaluate(C.tiny_causal_lm(tok, "llama"), tok, text["validation"], (" no", " yes"), max_new_tokens=1)
+    assert 0.0 <= scores["accuracy"] <= 1.0 and scores["completion_loss"] > 0
+
+
 def test_is_causal_lm_from_module_and_folder(tok, tmp_path):
     import loramini
 
