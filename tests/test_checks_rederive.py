@@ -220,3 +220,68 @@ def test_no_03_size_answer_is_a_number_typed_in():
     for title in ("1: predict an adapter's size", "3: the size of the adapter file"):
         source = exercise_cell(title)
         assert re.search(r"^def my_\w+\(", source, re.M), f"03 Exercise {title}: the answer is a function again"
+
+
+# ---------------------------------------------------------------- both, through the package grader
+GRADED_SETUP = '''import pandas as pd
+import loramini
+from loramini import checks
+from loramini.ablation import train_cell
+FIXED = {"model": "tiny", "task": "synthetic-rank", "data_dir": None, "epochs": 1, "max_train_samples": 160,
+         "max_length": 32, "batch_size": 16, "method": "loramini", "lr": 0.012}'''
+GRADED_EXERCISES = ['''# Exercise 1: predict an adapter's size from the model's config
+def my_adapter_counts(config, r, a, b):
+    ### BEGIN SOLUTION
+    matrices = 2 * config.num_hidden_layers
+    return matrices * r * 2 * config.hidden_size, matrices * r * (a + b)
+    ### END SOLUTION
+
+
+checks.check_adapter_prediction(my_adapter_counts)''', '''# Exercise 2: a small ablation
+### BEGIN SOLUTION
+rows = []
+for r in (1, 2, 4):
+    result = train_cell({**FIXED, "r": r, "a": 8, "b": 8, "seed": 0})
+    rows.append({"r": r, "a": 8, "seed": 0, "metric": result["metric"],
+                 "final_train_loss": result["final_train_loss"]})
+my_table = pd.DataFrame(rows)
+### END SOLUTION
+checks.check_ablation_table(my_table, "metric", fixed=FIXED)''']
+TYPED = {1: "    return 16_384, 2_048   # the numbers notebook 03 prints for its tiny model",
+         2: 'my_table = pd.DataFrame({"r": [1, 2, 4], "a": 8, "seed": 0, "metric": [0.62, 0.64, 0.65], '
+            '"final_train_loss": [0.66, 0.65, 0.64]})'}
+
+
+def test_the_grader_fails_typed_answers_and_passes_computed_ones(tmp_path):
+    """End to end (kernel, recording, judge in a fresh interpreter): the computed answers get 2/2, the typed
+    ones (the tiny model's printed counts, a results table with nothing trained) 0/2."""
+    import csv
+
+    import nbformat
+
+    from loramini import course
+
+    sol = nbformat.v4.new_notebook()
+    sol.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    sol.cells = [nbformat.v4.new_markdown_cell("# 04 tiny\n\nTwo exercises."), nbformat.v4.new_code_cell(GRADED_SETUP)]
+    sol.cells += [nbformat.v4.new_code_cell(source) for source in GRADED_EXERCISES]
+    (tmp_path / "solutions").mkdir()
+    nbformat.write(sol, tmp_path / "solutions" / "04_tiny.ipynb")
+    paths = []
+    for who, typed_in in (("computed", {}), ("typed", TYPED)):
+        nb = course.student_notebook(sol, tmp_path / "solutions", tmp_path / "solutions" / "exercises")
+        for ex in course.exercises(sol):
+            code = typed_in.get(ex.number, "\n".join(ex.answers[0]))
+            nb.cells[ex.cell].source = nb.cells[ex.cell].source.replace(ex.indents[0] + ex.placeholder, code)
+        (tmp_path / who).mkdir()
+        paths.append(tmp_path / who / "04_tiny.ipynb")
+        nbformat.write(nb, paths[-1])
+    with redirect_stdout(io.StringIO()):
+        course.main(["grade", "--solutions", str(tmp_path / "solutions"), *map(str, paths), "--csv",
+                     str(tmp_path / "grades.csv"), "--student-from", "parent", "--timeout", "600"])
+    rows = list(csv.DictReader((tmp_path / "grades.csv").open()))
+    passed = {(row["student"], row["exercise"]): row["passed"] for row in rows}
+    assert passed == {("computed", "1"): "1", ("computed", "2"): "1", ("typed", "1"): "0", ("typed", "2"): "0"}, rows
+    status = {row["exercise"]: row["status"] for row in rows if row["student"] == "typed"}
+    assert "same answer for models of different sizes" in status["1"], status
+    assert "does not match a re-run" in status["2"], status
