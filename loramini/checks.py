@@ -16,6 +16,9 @@ Rules every check follows:
 * **No library shortcuts.** Where the exercise is to write the code, the package's own implementation
   (`LoRAMiniLinear.forward`, `adapter_forward`, `delta_weight`, `merge`, …) raises while the student's
   function runs.
+* **A typed number cannot stand in for a computation.** Where the answer depends on the model, the exercise asks
+  for a function, tried on models the check builds (so it holds for whichever model the student ran); a table of
+  training runs is re-derived by training some of its rows again (`fixed=` in the run-table checks).
 * **Hints teach, they do not hand out the answer.** A hint names the mistake and the idea to use (which factor,
   which term, which way round), never the expected value, shape or finished formula, so that trying a few
   answers against the hints does not replace working it out.

@@ -39,7 +39,8 @@
 # > (a real model on a CPU), so they run once from the command line,
 # > [`benchmarks/accuracy_vs_params.py`](../benchmarks/accuracy_vs_params.py), which caches every training run
 # > and writes one results file; this notebook reads those files and trains nothing itself, except in
-# > Exercises 3 and 5, whose runs are cached as well (a setting nobody ran before trains the tiny model).
+# > Exercises 3 and 5, whose runs are cached as well (a setting nobody ran before trains the tiny model), and
+# > whose checks train two of your runs again to make sure the table came from them (a few seconds each).
 # > * **Sections 2–5** on `synthetic-rank` read `benchmarks/results/accuracy-vs-params-smoke.json` (the offline
 # >   tiny RoBERTa, hidden size 64), made in the same way in every mode.
 # > * **The real-model figures** read `benchmarks/results/accuracy-vs-params.json` (all-MiniLM-L6-v2 on SST-2 and
