@@ -1236,6 +1236,12 @@ def check_adapter_prediction(predict_fn: Callable) -> None:
                                  "and config.hidden_size."))
         rights.append((layers * 2 * r * 2 * hidden, layers * 2 * r * (a + b)))
     _same_for_all(answers, rights)
+    with _blocked(shortcuts, "Compute it from the config's sizes: the package's counting helpers are switched off "
+                  "in this check."):  # the first model again, with other (r, a, b)
+        again = _call(predict_fn, _size_case(*_SIZE_CASES[0][:3]), 1, 2, 3)
+    if repr(again) == repr(answers[0]):
+        _fail("Your function gives the same answer for other r, a and b: use its arguments, not the notebook's "
+              "R, A and B.")
     for got, (lora_right, mini_right), (hidden, layers, labels, r, a, b) in zip(answers, rights, _SIZE_CASES):
         what = f"a RoBERTa with {layers} layers of width {hidden}, r={r}, a={a}, b={b}"
         if not isinstance(got, (tuple, list)) or len(got) != 2:

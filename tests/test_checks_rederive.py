@@ -158,6 +158,8 @@ def test_adapter_prediction_right_and_typical_mistakes():
     assert "one block" not in msg
     fails_with("That is one block", checks.check_adapter_prediction,
                lambda c, r, a, b: (2 * r * 2 * c.hidden_size, 2 * r * (a + b)))
+    fails_with("use its arguments, not the notebook's", checks.check_adapter_prediction,
+               lambda c, r, a, b: right_counts(c, 8, 32, 32))
     fails_with("swapped", checks.check_adapter_prediction, lambda c, r, a, b: right_counts(c, r, a, b)[::-1])
     fails_with("LoRA's count", checks.check_adapter_prediction, lambda c, r, a, b: (right_counts(c, r, a, b)[1],) * 2)
     fails_with("counting helpers are switched off", checks.check_adapter_prediction, lambda c, r, a, b: (
