@@ -287,3 +287,29 @@ def test_the_grader_fails_typed_answers_and_passes_computed_ones(tmp_path):
     status = {row["exercise"]: row["status"] for row in rows if row["student"] == "typed"}
     assert "same answer for models of different sizes" in status["1"], status
     assert "does not match a re-run" in status["2"], status
+
+
+def test_fresh_checks_undoes_patches_to_what_the_re_run_trains_with():
+    """Under nbgrader the checks run in the student's kernel: a submission that replaced `train_cell` (or the loop
+    under it) could make 04's re-run return its typed numbers. `fresh_checks` must put every loramini module's
+    functions back, the modules imported after its first call included."""
+    import subprocess
+    import sys
+
+    code = '''
+import loramini.course
+ns = {}                                   # the notebook's globals()
+loramini.course.fresh_checks(ns)          # the first tests cell: the guard takes its snapshot
+import loramini.ablation, loramini.methods, loramini.metrics, loramini.train
+originals = (loramini.ablation.train_cell, loramini.train.train, loramini.methods.apply_method,
+             loramini.metrics.evaluate)
+fake = lambda *a, **k: {"metric": 0.99}
+loramini.ablation.train_cell = loramini.train.train = loramini.methods.apply_method = fake
+loramini.metrics.evaluate = fake
+loramini.course.fresh_checks(ns)          # the next tests cell
+now = (loramini.ablation.train_cell, loramini.train.train, loramini.methods.apply_method, loramini.metrics.evaluate)
+print("RESTORED" if all(a is b for a, b in zip(originals, now)) else f"PATCHED {now}")
+'''
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "RESTORED"

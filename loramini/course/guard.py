@@ -27,12 +27,17 @@ class _Guard:
         import torch.nn.functional
 
         import loramini
+        import loramini.ablation  # what the re-deriving checks train with (04's run tables): cheap, lazy imports
         import loramini.checks
         import loramini.layer
+        import loramini.train
 
         self._ns, self._reload, self._modules = namespace, importlib.reload, sys.modules
         self._checks, self._package = loramini.checks, loramini
-        targets = [torch, torch.nn.functional, math, builtins, loramini, loramini.layer]
+        # Every loramini module but the checks (reloaded instead) and this course package (its own state).
+        ours = [module for name, module in sorted(sys.modules.items()) if module is not None
+                and name.startswith("loramini.") and not name.startswith(("loramini.checks", "loramini.course"))]
+        targets = [torch, torch.nn.functional, math, builtins, loramini, *ours]
         # Attributes added later are removed only from the layer classes: torch may cache things on its own types.
         classes = [(torch.Tensor, False), (torch.nn.Module, False), (torch.nn.Linear, True),
                    (loramini.layer.LoRAMiniLinear, True)]
