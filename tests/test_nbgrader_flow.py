@@ -12,7 +12,7 @@ nbgrader must put the hidden tests back (and show them in the feedback). One aut
 
 Each trick is stopped by a defence of its own, and the test looks at each: the kernel's error reply (custom_exc:
 nbgrader's own run already fails every tests cell), the sandbox (reader: the notebook nbgrader ran prints that
-nothing was found) and the package grader's verdict (gamer: nbgrader's own run passes tests cells, the verdict
+nothing was found, and its run fails every tests cell) and the package grader's verdict (gamer: nbgrader's own run passes tests cells, the verdict
 fails them)."""
 
 from __future__ import annotations
@@ -167,10 +167,12 @@ def test_nbgrader_walkthrough_scores_each_submission(tmp_path):
     # custom_exc: nbgrader reads the kernel's error reply, so its own run fails every tests cell.
     outputs, _ = executed("custom_exc")
     assert all(own_run_failed(o) for o in outputs.values()), outputs
+    assert "package grader, custom_exc: not run (nbgrader's run passes no tests cell)" in log
     # reader: in the sandbox the source notebook is out of reach (the package grader's kernel never ran it).
     _, nb = executed("reader")
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "READER FOUND 0 SOLUTION CELLS" in printed, printed[-2000:]
+    assert "package grader, reader: not run (nbgrader's run passes no tests cell)" in log
     # gamer: its patching holds in the kernel (nbgrader's own run passes tests cells); the verdict fails them all.
     outputs, _ = executed("gamer")
     assert any(not own_run_failed(o) for o in outputs.values()), outputs

@@ -40,9 +40,11 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     hide = List(Unicode(), help="folders the kernel must not see (covered by an empty folder)").tag(config=True)
     memory = Integer(8 << 30, help="address-space limit of the kernel, bytes").tag(config=True)
+    timeout = Float(900, help="wall-clock seconds: then the kernel and all it started are killed").tag(config=True)
 
     _scratch = None
     _since = 0
+    _dog = None
 
     async def _async_pre_start_kernel(self, **kw):
         self._scratch = sandbox.Scratch.create(self.hide)
@@ -56,8 +58,18 @@ class SandboxedKernelManager(AsyncKernelManager):
         cmd, kw = await super()._async_pre_start_kernel(**kw)
         return sandbox.wrap(cmd, self._scratch.root, self.hide), kw
 
+    async def _async_launch_kernel(self, kernel_cmd, **kw) -> None:
+        await super()._async_launch_kernel(kernel_cmd, **kw)
+        # nbgrader's per-cell timeout interrupts, and a loop that swallows interrupts would cost it again on every
+        # cell left: the whole kernel gets `timeout` seconds (nbgrader then reports the submission as failed).
+        self._dog = sandbox.Watchdog(self.timeout, self._scratch, self._since)
+        self._dog.leader = getattr(self.provisioner, "pid", None)
+        self._dog.start()
+
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
+        if self._dog is not None:
+            self._dog.stop()
         if self._scratch is not None and not restart:
             sandbox.kill_all(getattr(self.provisioner, "pid", None), self._scratch.marker, self._since)
             self._scratch.remove()
@@ -83,26 +95,30 @@ class PackageVerdict(NbGraderPreprocessor):
 
     def preprocess(self, nb, resources):
         import nbformat
+        from nbgrader.utils import determine_grade
 
         from .grader import grade_submission
 
-        name = resources["nbgrader"]["notebook"]
+        name, who = resources["nbgrader"]["notebook"], resources["nbgrader"].get("student", "?")
         solution = Path(self.solutions) / f"{name}.ipynb"
         if not solution.is_file():
             raise SystemExit(f"error: no solution notebook {solution} for {name}; pass --solutions with the folder "
                              f"that holds {name}.ipynb")
+        tests = [c for c in nb.cells if _TESTS_ID.fullmatch(str(c.metadata.get("nbgrader", {}).get("grade_id", "")))]
+        if all(determine_grade(c)[0] == 0 for c in tests):  # nothing the verdict could take away
+            self.log.info("package grader, %s: not run (nbgrader's run passes no tests cell)", who)
+            return nb, resources
         with tempfile.TemporaryDirectory(prefix="loramini-nbgrader-") as folder:
             path = Path(folder) / f"{name}.ipynb"
             nbformat.write(nb, path)
             rows = grade_submission(path, solution, nbformat.read(solution, as_version=4),
                                     sandbox.Limits(timeout=self.timeout, memory=self.memory), avoid=self.hide)
         failed = {r["exercise"]: r["status"] for r in rows if r["passed"] is False}
-        who = resources["nbgrader"].get("student", "?")
         self.log.info("package grader, %s: %d/%d exercises pass", who,
                       sum(r["passed"] is True for r in rows), sum(r["passed"] is not None for r in rows))
-        for cell in nb.cells:
-            match = _TESTS_ID.fullmatch(str(cell.metadata.get("nbgrader", {}).get("grade_id", "")))
-            if match and int(match.group(1)) in failed:
+        for cell in tests:
+            match = _TESTS_ID.fullmatch(cell.metadata["nbgrader"]["grade_id"])
+            if int(match.group(1)) in failed:
                 status = failed[int(match.group(1))]
                 cell.outputs.insert(0, nbformat.v4.new_output(
                     "error", ename="PackageGraderFail", evalue=status,
@@ -142,6 +158,7 @@ def autograde(assignment: str, solutions: Path, hide: list, timeout: float, memo
     config.ExecutePreprocessor.timeout = int(timeout)
     config.SandboxedKernelManager.hide = folders
     config.SandboxedKernelManager.memory = memory
+    config.SandboxedKernelManager.timeout = timeout
     config.PackageVerdict.solutions = str(Path(solutions).resolve())
     config.PackageVerdict.hide = folders
     config.PackageVerdict.timeout = timeout
