@@ -148,6 +148,9 @@ def autograde(assignment: str, solutions: Path, hide: list, timeout: float, memo
     if not sandbox.isolation():
         print("warning: no user namespaces here (util-linux unshare): kernels run as plain processes and can read "
               "any file of yours by absolute path; see docs/teaching.md", file=sys.stderr)
+    if not (Path(solutions) / f"{assignment}.ipynb").is_file():
+        raise SystemExit(f"error: no solution notebook {assignment}.ipynb in {solutions}; pass --solutions with the "
+                         f"folder of the solution notebooks (e.g. ../loramini/notebooks)")
     folders = _hidden(Path.cwd(), Path(solutions), [Path(h) for h in hide])
     sandbox.become_subreaper()
     # nbgrader runs `alembic` (its database migrations) from PATH: the environment's bin folder must be on it.
