@@ -159,6 +159,8 @@ def build_parser():
     parser.add_argument("--methods", nargs="+", choices=list(LR_GRIDS),
                         default=["loramini", "lora", "head", "full", "vera", "tinylora"])
     parser.add_argument("--no-figure", action="store_true", help="reference shapes only, no r / (a, b) variants")
+    parser.add_argument("--tune-shapes", action="store_true",
+                        help="tune every r / (a, b) variant's own rate (half-decade grid around its method's)")
     parser.add_argument("--references-only", action="store_true", help="only the probe and zero-shot references")
     parser.add_argument("--cache", default="outputs/accuracy-vs-params", help="one JSON file per training run")
     parser.add_argument("--out", default=str(RESULTS / "accuracy-vs-params.json"))
@@ -210,7 +212,9 @@ def run(args, argv) -> int:
     hidden = 64 if tiny else 384 if "minilm" in args.model.lower() else 768
     model_label = args.model_label or ("tiny" if tiny else Path(args.model).name or args.model)
     out = Path(args.out)
-    results = {"cells": [], "lr_sweeps": [], "references": []}
+    from loramini.train_config import DEFAULT_LR, TINY_LR
+
+    results = {"cells": [], "lr_sweeps": [], "references": [], **({"shape_sweeps": []} if args.tune_shapes else {})}
     for task in args.task:
         reference, variants = methods(hidden, figure=not args.no_figure)
         reference = {m: s for m, s in reference.items() if m in args.methods}
@@ -219,17 +223,19 @@ def run(args, argv) -> int:
                 "batch_size": args.batch_size}
         grids = TINY_GRIDS if tiny else LR_GRIDS
         protocol = Protocol(base=base, methods=reference, lr_grids={m: grids[m] for m in reference},
-                            variants=variants, seeds=args.seeds, tune_seeds=args.tune_seeds)
+                            variants=variants, seeds=args.seeds, tune_seeds=args.tune_seeds,
+                            tune_shapes=args.tune_shapes)
         if args.references_only:
             cached_references(args, task, Path(args.cache) / f"{model_label}-{task}")
             continue
         found = run_protocol(protocol, Path(args.cache) / f"{model_label}-{task}")
-        for cell in found["cells"]:
-            cell["model"] = model_label
-        for sweep in found["lr_sweeps"]:
-            sweep["model"] = model_label
+        for cell in found["cells"]:  # the shipped default beside the rate each cell ran at
+            cell.update(model=model_label, shipped_lr=(TINY_LR if tiny else DEFAULT_LR).get(cell["method"]))
+        for key in ("lr_sweeps", "shape_sweeps"):
+            for sweep in found.get(key, []):
+                sweep["model"] = model_label
+            results[key] = results.get(key, []) + found.get(key, [])
         results["cells"] += found["cells"]
-        results["lr_sweeps"] += found["lr_sweeps"]
         refs = cached_references(args, task, Path(args.cache) / f"{model_label}-{task}")
         results["references"] += [{"task": task, "model": model_label, "label": k, **v} for k, v in refs.items()]
         note = (f"budget: {args.max_train_samples} training rows per seed, {args.epochs} epochs, max length "

@@ -66,7 +66,18 @@ def tuned_rate(task: str, method: str) -> float:
     return max(runs, key=lambda r: r["metric"])["config"]["lr"]
 
 
+def samples(model, tokenizer, rows, n: int = 4, max_new_tokens: int = 6) -> list[dict]:
+    """The greedy continuations of the first `n` held-out prompts, beside the expected completion."""
+    from loramini import causal_lm
+
+    prompts, targets = list(rows["prompt"][:n]), list(rows["completion"][:n])
+    generated = causal_lm.generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
+    return [{"prompt": p, "expected": t, "generated": g} for p, t, g in zip(prompts, targets, generated)]
+
+
 def run_one(args, method: str, seed: int, lr: float | None) -> dict:
+    from transformers import AutoTokenizer
+
     from loramini import causal_lm
     from loramini.cli import results_of
     from loramini.train import TrainConfig, train
@@ -79,14 +90,20 @@ def run_one(args, method: str, seed: int, lr: float | None) -> dict:
         final = {"validation": causal_lm.evaluate(model, tok, text["validation"], words, args.batch_size * 2,
                                                   args.max_length)}
         return {"method": "base", "final": final, "metric": final["validation"]["accuracy"],
-                "main_metric": "accuracy", "wall_time_s": time.perf_counter() - started}
+                "main_metric": "accuracy", "wall_time_s": time.perf_counter() - started,
+                "samples": samples(model, tok, text["validation"])}
     config = TrainConfig(method=method, lr=lr, epochs=1, batch_size=args.batch_size,
                          eval_batch_size=args.batch_size * 2, max_length=args.max_length, seed=seed,
                          warmup_ratio=0.1, checkpoint_every=16, progress=False,
                          output_dir=str(Path(args.work_dir) / run_name(args.task, method, seed, lr, args.select)),
                          **METHODS[method])
     history = train(args.model, (dataset, spec), config)
-    return {**results_of(history), "steps": history["steps"]}
+    extra = {}
+    if not args.select:  # what the trained model answers on the first held-out rows
+        tokenizer = causal_lm.ensure_pad_token(AutoTokenizer.from_pretrained(args.model))
+        extra["samples"] = samples(history["trained_model"], tokenizer,
+                                   causal_lm.text_task(dataset, args.task)[0]["validation"])
+    return {**results_of(history), "steps": history["steps"], **extra}
 
 
 def neutral(result: dict, args) -> dict:

@@ -164,6 +164,8 @@ class Protocol:
                 {"loramini": {"method": "loramini", "r": 8, "a": 32, "b": 32}, "lora": {"method": "lora", "r": 8}}
     lr_grids:   {label: starting grid}; a method without a grid is run at its default rate (then say so)
     variants:   {label: [extra settings, ...]}: more shapes of a method (e.g. other r), run at its tuned rate
+    tune_shapes: give every variant its own sweep too, on a half-decade grid around the method's tuned rate
+                (`shape_grid`), instead of the reference shape's rate
     seeds:      the distinct seeds every reported setting runs with (>= 3)
     tune_seeds: the distinct seeds the sweep averages over (on the selection split)
     max_extensions: how often a sweep may grow while its best rate sits at an edge (see `tune_lr`)
@@ -176,6 +178,12 @@ class Protocol:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     tune_seeds: list[int] = field(default_factory=lambda: [0])
     max_extensions: int = 4
+    tune_shapes: bool = False
+
+
+def shape_grid(lr: float) -> list[float]:
+    """A half-decade grid around `lr`: lr / sqrt(10), lr, lr * sqrt(10) (`tune_lr` widens it at an edge)."""
+    return [_round_lr(lr / math.sqrt(10)), _round_lr(lr), _round_lr(lr * math.sqrt(10))]
 
 
 def check_seeds(seeds: Sequence[int], name: str = "seeds", minimum: int = 3) -> None:
@@ -226,19 +234,22 @@ def _cell_record(label: str, setting: Cell, lr: Optional[float], seeds: list[int
             "metric_mean": mean, "ci95": None if ci is None else list(ci)}
 
 
-def _sweep(label: str, cell: Cell, protocol: Protocol, cache: Path, run: Callable[[Cell], dict], log) -> dict:
-    """Tune `label`'s rate on the selection split; a rate whose run diverges on any tune seed scores -inf."""
+def _sweep(label: str, cell: Cell, protocol: Protocol, cache: Path, run: Callable[[Cell], dict], log,
+           grid: Optional[list[float]] = None) -> dict:
+    """Tune `label`'s rate (from `grid`, default its protocol grid) on the selection split; a rate whose run
+    diverges on any tune seed scores -inf."""
     def score(lr):
         runs = [cached_run({**cell, "lr": lr, "seed": s, "eval_split": "selection"}, run, cache)
                 for s in protocol.tune_seeds]
         return -math.inf if any(_diverged(r) for r in runs) else sum(r["metric"] for r in runs) / len(runs)
 
-    sweep = tune_lr(score, protocol.lr_grids[label], protocol.max_extensions)
+    sweep = tune_lr(score, grid or protocol.lr_grids[label], protocol.max_extensions)
     lr = sweep.best_lr
-    log(f"{label}: " + (f"best lr {lr:g} on the selection split" if lr is not None else "every rate diverged")
+    shape = {k: cell[k] for k in ("r", "a", "b") if cell.get(k) is not None}
+    log(f"{label} {shape if grid else ''}: " + (f"best lr {lr:g} on the selection split" if lr is not None else "every rate diverged")
         + f" (grid {sweep.grid}" + (f"; diverged at {sweep.diverged})" if sweep.diverged else ")")
         + ("  ** still at the grid's edge **" if sweep.best_at_edge and lr is not None else ""))
-    return {"task": cell.get("task"), "model": cell.get("model"), "method": label, "grid": sweep.grid,
+    return {"task": cell.get("task"), "model": cell.get("model"), "method": label, **shape, "grid": sweep.grid,
             "scores": [s if math.isfinite(s) else None for s in sweep.scores], "diverged": sweep.diverged,
             "best_lr": lr, "best_at_edge": sweep.best_at_edge, "selection": "split carved from train",
             "tune_seeds": list(protocol.tune_seeds)}
@@ -255,7 +266,7 @@ def run_protocol(protocol: Protocol, cache_dir: Union[str, Path], run: Callable[
     """
     _check_protocol(protocol, run)
     cache = Path(cache_dir)
-    sweeps, cells = [], []
+    sweeps, shape_sweeps, cells = [], [], []
     for label, settings in protocol.methods.items():
         cell = {**protocol.base, **settings}
         if label in protocol.lr_grids:
@@ -268,13 +279,18 @@ def run_protocol(protocol: Protocol, cache_dir: Union[str, Path], run: Callable[
         else:
             lr = cell.get("lr")
         for extra in [{}] + list(protocol.variants.get(label, [])):
-            setting = {**cell, **extra, "lr": lr}
-            runs = [cached_run({**setting, "seed": s}, run, cache) for s in protocol.seeds]
-            cells.append(_cell_record(label, setting, lr, protocol.seeds, runs))
+            shape_lr = lr
+            if extra and protocol.tune_shapes and label in protocol.lr_grids:
+                shape_sweeps.append(_sweep(label, {**cell, **extra}, protocol, cache, run, log, shape_grid(lr)))
+                shape_lr = shape_sweeps[-1]["best_lr"]
+            setting = {**cell, **extra, "lr": shape_lr}
+            runs = ([cached_run({**setting, "seed": s}, run, cache) for s in protocol.seeds] if shape_lr is not None
+                    else [{"diverged": True}])
+            cells.append(_cell_record(label, setting, shape_lr, protocol.seeds, runs))
             found = cells[-1]
             log(f"{label} {extra or ''}: " + ("diverged" if found["diverged"] else
                 f"{found['metric_name']} {found['metric_mean']:.4f} [{found['ci95'][0]:.4f}, {found['ci95'][1]:.4f}]"))
-    return {"lr_sweeps": sweeps, "cells": cells}
+    return {"lr_sweeps": sweeps, "cells": cells, **({"shape_sweeps": shape_sweeps} if protocol.tune_shapes else {})}
 
 
 def plot_accuracy_vs_params(cells: list[dict], references: Optional[dict[str, dict]] = None, ax=None,

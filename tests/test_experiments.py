@@ -80,6 +80,35 @@ def test_protocol_tunes_on_selection_and_reports_on_validation(tmp_path):
     assert len(calls) == n_calls
 
 
+def test_tune_shapes_gives_each_variant_its_own_rate_and_no_diverged_cell(tmp_path):
+    """A larger shape whose stable rates are lower than the reference's (it diverges at the reference's tuned
+    rate, as LoRA r=16 did on the tiny model) gets its own half-decade sweep and is reported at a rate that
+    trains; without `tune_shapes` the same protocol reports it diverged."""
+    def run(params):  # r=2 peaks at 1e-2; r=8 peaks at 1e-3 and diverges above 3e-3
+        best = 1e-2 if params["r"] == 2 else 1e-3
+        if params["r"] == 8 and params["lr"] > 3e-3:
+            return {"metric": None, "diverged": True, "lr": params["lr"]}
+        return {"metric": 0.9 - 0.05 * abs(math.log10(params["lr"] / best)), "main_metric": "accuracy",
+                "adapter_params": params["r"], "trainable_params": params["r"], "lr": params["lr"], "wall_time_s": 1.0}
+
+    def protocol(tune_shapes):
+        return Protocol(base={"task": "t", "model": "tiny"}, methods={"m": {"method": "m", "r": 2}},
+                        lr_grids={"m": [3e-3, 1e-2, 3e-2]}, variants={"m": [{"r": 8}]}, seeds=[0, 1, 2],
+                        tune_shapes=tune_shapes)
+
+    plain = run_protocol(protocol(False), tmp_path / "plain", run=run, log=lambda _: None)
+    assert plain["cells"][1]["diverged"] and "shape_sweeps" not in plain
+    tuned = run_protocol(protocol(True), tmp_path / "tuned", run=run, log=lambda _: None)
+    (shape,) = tuned["shape_sweeps"]
+    assert shape["r"] == 8 and shape["best_lr"] == pytest.approx(1e-3, rel=0.01)
+    assert pytest.approx(1e-2) in shape["grid"] and min(shape["grid"]) < shape["best_lr"]  # centred on r=2's rate
+    assert shape["diverged"] and not shape["best_at_edge"]  # 1e-2 diverged; the grid widened down past 1e-3
+    big = tuned["cells"][1]
+    assert not big["diverged"] and big["lr"] == pytest.approx(1e-3, rel=0.01)
+    assert big["metric_mean"] == pytest.approx(0.9, abs=1e-3)
+    assert tuned["cells"][0]["lr"] == pytest.approx(1e-2)  # the reference shape keeps its own sweep's rate
+
+
 def test_protocol_refuses_fewer_than_three_seeds(tmp_path):
     with pytest.raises(ValueError, match="at least 3 seeds"):
         run_protocol(Protocol(base={}, methods={}, seeds=[0, 1]), tmp_path)
