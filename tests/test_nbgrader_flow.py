@@ -186,3 +186,17 @@ def test_nbgrader_walkthrough_scores_each_submission(tmp_path):
     rows = list(csv.DictReader((course_dir / "grades.csv").open()))
     assert sorted((r["student_id"], float(r["score"]), float(r["max_score"])) for r in rows) == \
         [("alice", 1.0, len(exs)), ("custom_exc", 0.0, len(exs)), ("gamer", 0.0, len(exs)), ("reader", 0.0, len(exs))]
+
+
+def test_nbgrader_autograde_refuses_what_it_cannot_hide(tmp_path, capsys):
+    """No solution notebook for the assignment, or a course folder that holds the Python environment (a kernel
+    could not be kept out of it): one line naming the folder, exit 1, before nbgrader starts."""
+    assert course.main(["nbgrader-autograde", ASSIGNMENT, "--solutions", str(tmp_path)]) == 1
+    assert f"no solution notebook {ASSIGNMENT}.ipynb in {tmp_path}" in capsys.readouterr().err
+    cwd = os.getcwd()
+    try:
+        os.chdir(sys.prefix)  # the environment's own folder as the course folder
+        assert course.main(["nbgrader-autograde", ASSIGNMENT, "--solutions", str(ROOT / "notebooks")]) == 1
+    finally:
+        os.chdir(cwd)
+    assert f"{Path(sys.prefix).resolve()} holds the Python environment" in capsys.readouterr().err
