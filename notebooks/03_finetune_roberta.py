@@ -265,26 +265,33 @@ print("a training sentence:", example)
 print("its tokens:         ", tokenizer.tokenize(example))
 
 # %% [markdown]
-# Predict before you inject: how many trainable adapter numbers will this run's LoRA-Mini have? You know the
-# model's depth and width (printed above), the targets and $r$, $a$, $b$ (Section 1). Compute it from those, the
-# way you did for roberta-base in notebook 02; the next section injects the adapters and prints the count, so
-# answer first. (The model differs between smoke mode and a real run, so the number does too; the check knows
-# which model you have.)
+# Predict before you inject: how many trainable adapter numbers will LoRA-Mini have, and how many would LoRA
+# have on the same layers? Write the prediction as a function of the model's configuration (depth
+# `config.num_hidden_layers`, width `config.hidden_size`) and of $r$, $a$, $b$, the way you counted roberta-base
+# in notebook 02, so that it holds for whichever model you run: the tiny one here, roberta-base on Colab. The
+# check tries it on models of other sizes; the next section injects the adapters into this run's model and
+# prints its count.
 
 # %%
-# NBVAL_IGNORE_OUTPUT
-# Exercise 1: predict this run's adapter size
-# This run adapts TARGETS (query and value) in each of the model's layers with r = R, a = A, b = B.
-n_layers, width = base.config.num_hidden_layers, base.config.hidden_size
-# Set `my_adapter_count` to the number of trainable adapter numbers (the head not included).
-### BEGIN SOLUTION
-my_adapter_count = n_layers * len(TARGETS) * R * (A + B)
-### END SOLUTION
-checks.check_model_count(my_adapter_count, {"query": (width, width), "value": (width, width)},
-                         r=R, a=A, b=B, n_blocks=n_layers)
+# NBVAL_CHECK_OUTPUT
+# Exercise 1: predict an adapter's size from the model's config
+def my_adapter_counts(config, r, a, b):
+    """(LoRA's, LoRA-Mini's) trainable adapter numbers, LoRA with rank r and LoRA-Mini with (r, a, b), both on
+    the `query` and `value` projections (each hidden × hidden) of every layer of a RoBERTa with this Hugging Face
+    config. The head is not included."""
+    ### BEGIN SOLUTION
+    matrices = 2 * config.num_hidden_layers                   # query and value in every layer
+    width = config.hidden_size                                # d_in = d_out = width
+    return matrices * r * (width + width), matrices * r * (a + b)
+    ### END SOLUTION
+
+
+checks.check_adapter_prediction(my_adapter_counts)
 ### BEGIN HIDDEN TESTS
-assert my_adapter_count == loramini.predict_adapter_params(
-    base.config, loramini.LoRAMiniConfig(r=R, a=A, b=B, target_modules=TARGETS))
+_config = loramini.LoRAMiniConfig(r=R, a=A, b=B, target_modules=TARGETS)
+assert tuple(my_adapter_counts(base.config, R, A, B)) == (
+    loramini.predict_adapter_params(base.config, _config, method="lora"),
+    loramini.predict_adapter_params(base.config, _config))
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -588,19 +595,28 @@ print(published.to_string())
 # from `projection_seed` and each layer's name on load, and the fingerprint makes sure they came back the same.
 
 # %% [markdown]
-# Predict first: how many bytes of tensor data will `adapter_model.safetensors` hold? The file stores numbers
-# in float32, and `counts` (Section 4) splits the trainable numbers by role. The next cell writes the file and
-# prints the answer, so run this one first.
+# Predict first: how many bytes of tensor data will `adapter_model.safetensors` hold? Write it as a function of
+# the injected model: the file stores numbers in float32, and `loramini.count_parameters(model)` splits a model's
+# trainable numbers by role. The check tries your function on freshly built models of other sizes; the next cell
+# writes this run's file and prints its size.
 
 # %%
-# NBVAL_IGNORE_OUTPUT
+# NBVAL_CHECK_OUTPUT
 # Exercise 3: the size of the adapter file
-# Set `my_file_bytes` to the bytes of tensor data in the saved file (headers and JSON not included).
-### BEGIN SOLUTION
-my_file_bytes = 4 * (counts.adapter + counts.head)   # float32; the file holds the head as well
-### END SOLUTION
-checks.check_adapter_bytes(my_file_bytes, n_params=counts.trainable,
-                           parts={"adapter": counts.adapter, "classifier head": counts.head})
+def my_file_bytes(model):
+    """Bytes of tensor data that loramini.save_adapter writes for this injected float32 model (the file's header
+    and the JSON config not included)."""
+    ### BEGIN SOLUTION
+    counts = loramini.count_parameters(model)
+    return 4 * (counts.adapter + counts.head)   # float32: 4 bytes a number; the file holds the head as well
+    ### END SOLUTION
+
+
+checks.check_file_bytes(my_file_bytes)
+### BEGIN HIDDEN TESTS
+_trained = histories["loramini"]["trained_model"]
+assert my_file_bytes(_trained) == 4 * loramini.count_parameters(_trained).trainable
+### END HIDDEN TESTS
 
 # %%
 # NBVAL_IGNORE_OUTPUT

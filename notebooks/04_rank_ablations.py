@@ -39,7 +39,8 @@
 # > (a real model on a CPU), so they run once from the command line,
 # > [`benchmarks/accuracy_vs_params.py`](../benchmarks/accuracy_vs_params.py), which caches every training run
 # > and writes one results file; this notebook reads those files and trains nothing itself, except in
-# > Exercises 3 and 5, whose runs are cached as well (a setting nobody ran before trains the tiny model).
+# > Exercises 3 and 5, whose runs are cached as well (a setting nobody ran before trains the tiny model), and
+# > whose checks train two of your runs again to make sure the table came from them (a few seconds each).
 # > * **Sections 2–5** on `synthetic-rank` read `benchmarks/results/accuracy-vs-params-smoke.json` (the offline
 # >   tiny RoBERTa, hidden size 64), made in the same way in every mode.
 # > * **The real-model figures** read `benchmarks/results/accuracy-vs-params.json` (all-MiniLM-L6-v2 on SST-2 and
@@ -512,9 +513,12 @@ print(f"package defaults: real models {DEFAULT_LR['loramini'] / DEFAULT_LR['lora
 #    tuned learning rate as Section 2).
 # 2. *Run.* One run is `cached_run({**FIXED, "r": r, "a": w, "b": w, "seed": s}, train_cell, CACHE)`: it trains the
 #    tiny model once (a few seconds) or, when the protocol or an earlier run already did exactly that, reads the
-#    result back from `CACHE`. `result["metric"]` is the validation accuracy. Collect one row per run in a
-#    DataFrame with columns `r`, `a`, `seed` and `metric`.
-# 3. *Check.* `checks.check_ablation_table` makes sure the table has what the question needs.
+#    result back from `CACHE`. `result["metric"]` is the validation accuracy, `result["final_train_loss"]` the
+#    training loss of the last epoch. Collect one row per run in a DataFrame with columns `r`, `a`, `seed`,
+#    `metric` and `final_train_loss`.
+# 3. *Check.* `checks.check_ablation_table` makes sure the table has what the question needs, and trains two of
+#    your rows again (a few seconds each): their metric and final loss must be the ones in your table, so the
+#    numbers have to come from the runs.
 # 4. *Explain* in the markdown cell after it, with the noise in mind.
 
 # %%
@@ -530,7 +534,8 @@ print(f"cached runs: {len(list(CACHE.glob('cell-*.json')))} in notebooks/results
 # %%
 # NBVAL_IGNORE_OUTPUT
 # Exercise 3: design and run an ablation: rank or width?
-# Set `my_table` to a DataFrame with one row per run: columns r, a, seed, metric (and anything else you like).
+# Set `my_table` to a DataFrame with one row per run: columns r, a, seed, metric, final_train_loss (and anything
+# else you like).
 ### BEGIN SOLUTION
 rows = []
 for r in (1, 2, 4):
@@ -538,7 +543,7 @@ for r in (1, 2, 4):
         for seed in (0, 1, 2):
             result = cached_run({**FIXED, "r": r, "a": w, "b": w, "seed": seed}, train_cell, CACHE)
             rows.append({"r": r, "a": w, "seed": seed, "metric": result["metric"],
-                         "adapter_params": result["adapter_params"]})
+                         "final_train_loss": result["final_train_loss"], "adapter_params": result["adapter_params"]})
 my_table = pd.DataFrame(rows)
 summary = my_table.groupby(["a", "r"])["metric"].apply(lambda v: "%.3f [%.3f, %.3f]" % (
     confidence_interval(v)[0], *confidence_interval(v)[1])).unstack("a")
@@ -547,7 +552,7 @@ print(summary.to_string())
 print("adapter numbers; columns: a = b")
 print(my_table.groupby(["a", "r"])["adapter_params"].first().unstack("a").to_string())
 ### END SOLUTION
-checks.check_ablation_table(my_table, "metric")
+checks.check_ablation_table(my_table, "metric", fixed=FIXED)
 
 # %% [markdown]
 # **Exercise 4 (written): explain your ablation.** In a few sentences: what did you vary and what did you hold
@@ -588,9 +593,10 @@ checks.check_ablation_table(my_table, "metric")
 #    `cached_run({**FIXED, "method": "lora", "lr": TUNED["lora"], "r": r, "seed": s}, train_cell, CACHE)` for LoRA,
 #    `cached_run({**FIXED, "r": r, "a": w, "b": w, "seed": s}, train_cell, CACHE)` for LoRA-Mini. A shape the
 #    protocol ran reads back from the cache; any other trains the tiny model, a few seconds per seed.
-# 3. Collect one row per run in a DataFrame with columns `method` (`"lora"` or `"loramini"`), `seed`,
-#    `adapter_params` (from the result) and `metric`; `checks.check_equal_cost_comparison` makes sure the
-#    comparison is fair. Then print each method's mean with its 95% interval (`confidence_interval`) and whether
+# 3. Collect one row per run in a DataFrame with columns `method` (`"lora"` or `"loramini"`), `r`, `a` and `b`
+#    (LoRA-Mini's rows), `seed`, and from the result `adapter_params`, `metric` and `final_train_loss`;
+#    `checks.check_equal_cost_comparison` makes sure the comparison is fair, and trains two of your rows again to
+#    make sure the numbers came from the runs. Then print each method's mean with its 95% interval (`confidence_interval`) and whether
 #    the seeds resolve the difference (`overlap`).
 
 # %%
@@ -598,15 +604,17 @@ checks.check_ablation_table(my_table, "metric")
 # Exercise 5: LoRA against LoRA-Mini at the same cost
 TUNED = {s["method"]: s["best_lr"] for s in smoke["lr_sweeps"] if s["task"] == "synthetic-rank"}
 print(f"tuned rates on synthetic-rank: LoRA {TUNED['lora']:g}, LoRA-Mini {TUNED['loramini']:g}")
-# Set `my_pair` to a DataFrame: one row per run, columns method, seed, adapter_params, metric.
+# Set `my_pair` to a DataFrame: one row per run, columns method, r, a, b, seed, adapter_params, metric,
+# final_train_loss.
 ### BEGIN SOLUTION
 rows = []
 for seed in (0, 1, 2):
     lora_run = cached_run({**FIXED, "method": "lora", "lr": TUNED["lora"], "r": 1, "seed": seed}, train_cell, CACHE)
     mini_run = cached_run({**FIXED, "r": 4, "a": 16, "b": 16, "seed": seed}, train_cell, CACHE)  # 4·4·32 = 4·1·128
-    rows += [{"method": "lora", "shape": "r=1", "seed": seed, **{k: lora_run[k] for k in ("adapter_params", "metric")}},
-             {"method": "loramini", "shape": "r=4, a=b=16", "seed": seed,
-              **{k: mini_run[k] for k in ("adapter_params", "metric")}}]
+    kept = ("adapter_params", "metric", "final_train_loss")
+    rows += [{"method": "lora", "shape": "r=1", "r": 1, "seed": seed, **{k: lora_run[k] for k in kept}},
+             {"method": "loramini", "shape": "r=4, a=b=16", "r": 4, "a": 16, "b": 16, "seed": seed,
+              **{k: mini_run[k] for k in kept}}]
 my_pair = pd.DataFrame(rows)
 stats = {m: confidence_interval(part["metric"]) for m, part in my_pair.groupby("method")}
 for m, (mean, (low, high)) in stats.items():
@@ -615,7 +623,7 @@ for m, (mean, (low, high)) in stats.items():
 print("the seeds " + ("do not resolve the difference" if overlap(stats["lora"][1], stats["loramini"][1])
                       else "resolve the difference"))
 ### END SOLUTION
-checks.check_equal_cost_comparison(my_pair, "metric")
+checks.check_equal_cost_comparison(my_pair, "metric", fixed=FIXED, lrs=TUNED)
 
 # %% [markdown]
 # ## 8. Longer runs, and a task the rates were never tuned on
