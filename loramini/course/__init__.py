@@ -2,6 +2,7 @@
 
     python -m loramini.course student  --source notebooks --dest notebooks/exercises [--check]
     python -m loramini.course nbgrader --source notebooks --dest COURSE/source [--notebooks 01 02]
+    python -m loramini.course nbgrader-autograde ASSIGNMENT --solutions notebooks   (in the course folder)
     python -m loramini.course grade    --solutions notebooks SUBMISSION.ipynb ... [--csv grades.csv]
     python -m loramini.course table    --source notebooks [--write docs/teaching.md | --check docs/teaching.md]
 
@@ -13,6 +14,7 @@ A student kernel imports only `Todo` from here (`todo.py`, no tooling). The rest
   are taken) and run by `sandbox` in a throwaway folder, with a wall-clock, memory and file-size limit and a
   minimal environment; the student's answers are written out in safe formats (`answers`), and the checks run
   afterwards in a fresh interpreter that never ran student code (`judge`);
+* `nbgrading`: nbgrader's autograde with the kernel in `sandbox` and the package grader's verdict on top;
 * `guard`: `fresh_checks`, the in-kernel undo of monkeypatching the nbgrader flow relies on.
 """
 

@@ -1,4 +1,4 @@
-"""The `python -m loramini.course` command line (student, nbgrader, grade, table)."""
+"""The `python -m loramini.course` command line (student, nbgrader, nbgrader-autograde, grade, table)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,16 @@ def main(argv=None) -> int:
                      help="memory (address space) limit of a submission's kernel, in GiB (default 8)")
     grd.add_argument("--executed", help="folder for the executed notebooks (default: beside the CSV, "
                                         "CSVNAME.executed/)")
+    nag = sub.add_parser("nbgrader-autograde", help="nbgrader's autograde, with the kernel in the sandbox and the "
+                                                     "package grader's verdict (run it in the course folder)")
+    nag.add_argument("assignment", help="the nbgrader assignment, e.g. 02_parameter_counting")
+    nag.add_argument("--solutions", default="notebooks", help="folder of the solution notebooks (default: notebooks)")
+    nag.add_argument("--timeout", type=_positive(float), default=900,
+                     help="seconds: nbgrader's limit per cell and the package grader's per submission (default 900)")
+    nag.add_argument("--memory", type=_positive(float), default=8, help="memory limit of a kernel, GiB (default 8)")
+    nag.add_argument("--hide", nargs="+", default=[], help="more folders the kernels must not see")
+    nag.add_argument("--student", help="only this student (nbgrader's --student)")
+    nag.add_argument("--force", action="store_true", help="grade again what was already autograded")
     tab = sub.add_parser("table", help="print the exercise table of the instructor guide")
     tab.add_argument("--source", default="notebooks", help="folder of the solution notebooks (default: notebooks)")
     tab.add_argument("--write", help="replace the table between the markers in this file (docs/teaching.md)")
@@ -75,6 +85,12 @@ def _run(args) -> int:
             write_csv(Path(args.csv), rows)
             print(f"wrote {args.csv} ({len(rows)} rows; executed notebooks in {executed})")
         return 0
+    if args.command == "nbgrader-autograde":
+        from .nbgrading import autograde
+
+        extra = ([f"--student={args.student}"] if args.student else []) + (["--force"] if args.force else [])
+        return autograde(args.assignment, Path(args.solutions), args.hide, args.timeout, int(args.memory * (1 << 30)),
+                         extra)
     from .students import build_students, exercise_table, _table_in, _TABLE_END, _TABLE_START, stale, write_nbgrader
 
     if args.command == "nbgrader":
