@@ -414,6 +414,40 @@ print("every optimum is bracketed by its grid" if edges.empty else
       f"{len(edges)} sweep(s) still at an edge: " + "; ".join(f"{t} {m}" for t, m in zip(edges['task'], edges['method'])))
 
 # %% [markdown]
+# **Does one rate per method fit every shape?** The figure of Section 3 runs every $r$ and $(a, b)$ of a method.
+# Run at the reference shape's rate, a larger shape can sit past its own cliff (an earlier version of this file
+# lost one seed of three for LoRA-Mini $r=8$, $a=b=64$ and LoRA $r=16$ that way). So each variant got its own
+# sweep too (`--tune-shapes`: two tuning seeds, a half-decade grid around its method's rate, widened at an edge).
+# The table: each shape's chosen rate, how far the package default (`TINY_LR`, the tiny model's) is from it,
+# and whether any reported cell diverged.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+shape_sweeps = smoke.get("shape_sweeps", [])
+if shape_sweeps:
+    reference_lr = {s["method"]: s["best_lr"] for s in smoke["lr_sweeps"] if s["task"] == "synthetic-rank"}
+    shapes = pd.DataFrame([{"method": NAMES[s["method"]], "r": s["r"], "a=b": s.get("a") or "",
+                            "grid": ", ".join(f"{g:g}" for g in s["grid"]), "chosen": s["best_lr"],
+                            "reference shape's": reference_lr[s["method"]],
+                            "default / chosen": round(TINY_LR[s["method"]] / s["best_lr"], 2),
+                            "bracketed": not s["best_at_edge"]} for s in shape_sweeps])
+    print(shapes.to_string(index=False))
+    diverged = [c for c in smoke["cells"] if c["diverged"]]
+    print(f"\nreported cells that diverged: {len(diverged)} of {len(smoke['cells'])}")
+    moved = int((shapes["chosen"] != shapes["reference shape's"]).sum())
+    print(f"shapes whose chosen rate differs from their method's reference-shape rate: {moved} of {len(shapes)}")
+else:
+    print("This results file has no per-shape sweeps (run accuracy_vs_params.py with --tune-shapes).")
+
+# %% [markdown]
+# Three of the fifteen shapes moved one grid step down (LoRA $r=16$, LoRA-Mini $r=4$ at $a=b=16$ and 64) and
+# no reported cell diverged; LoRA $r=16$ now trains on every seed. A sweep over two tuning seeds still cannot
+# promise every reporting seed: LoRA-Mini $r=8$, $a=b=64$ kept $1.2\cdot10^{-2}$ and one of its three seeds
+# stays near the head-only score (the "below the head alone" line of Section 2). At this grid's resolution
+# (×3.2 per step) the width rule of Section 5 ($\sqrt{d_{out}/b}$, a factor 2 between $b=16$ and $b=64$) is too
+# fine to show, and the moves here do not follow it ($r=4$ moved at $a=b=16$ and 64, not at 32).
+
+# %% [markdown]
 # ## 5. Why LoRA-Mini needs a larger learning rate, and how much larger
 #
 # Take one adapted layer at initialisation. Both LoRA and LoRA-Mini start with $\Delta W = 0$ because their $B$
