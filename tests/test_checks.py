@@ -1,28 +1,12 @@
 """Every coursework check: the right answer passes, typical mistakes get their own hint."""
 
-import io
-from contextlib import redirect_stdout
-
 import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import fails_with, passes
 from loramini import checks
-from loramini.checks import CheckFailed
-
-
-def passes(fn, *args, **kwargs):
-    out = io.StringIO()
-    with redirect_stdout(out):
-        assert fn(*args, **kwargs) is None
-    assert out.getvalue().startswith("✓ "), out.getvalue()
-
-
-def fails_with(match, fn, *args, **kwargs):
-    with pytest.raises(CheckFailed, match=match or None) as info:  # "": any message, checked by the caller
-        fn(*args, **kwargs)
-    return str(info.value)
 
 
 def test_lora_count():

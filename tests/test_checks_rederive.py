@@ -9,29 +9,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import fails_with, passes
 
 import loramini
 from loramini import checks
 from loramini import results as shipped_results
 from loramini.ablation import cached_run, train_cell
-from loramini.checks import CheckFailed
 from loramini.course import answers, judge
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "notebooks" / "results" / "accuracy-vs-params" / "tiny-synthetic-rank"
 
-
-def passes(fn, *args, **kwargs):
-    out = io.StringIO()
-    with redirect_stdout(out):
-        assert fn(*args, **kwargs) is None
-    assert out.getvalue().startswith("✓ "), out.getvalue()
-
-
-def fails_with(match, fn, *args, **kwargs):
-    with pytest.raises(CheckFailed, match=match or None) as info:
-        fn(*args, **kwargs)
-    return str(info.value)
 
 
 # ---------------------------------------------------------------- 04: the run tables come from training
