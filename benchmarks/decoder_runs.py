@@ -19,8 +19,8 @@ dev.tsv (the same rows for every run; a fixed shuffle, since the files are sorte
 (`loramini.causal_lm.evaluate`): label-word accuracy, completion loss, greedy exact match. "base" scores the
 model untouched (every method starts there: ΔW = 0).
 
-Methods, at similar trainable counts: LoRA-Mini r=8, a=b=32 on every linear layer (107,520 numbers), PEFT LoRA
-r=2 on q_proj, v_proj (115,200) and PEFT VeRA r=256 on every linear layer.
+Methods: LoRA-Mini r=8, a=b=32 on every linear layer (107,520 numbers) and PEFT LoRA r=2 on q_proj, v_proj
+(115,200), at similar trainable counts; PEFT VeRA r=256 on every linear layer (209,280).
 
 One JSON per run in benchmarks/results/decoder-runs/ (written atomically): a finished run is skipped, so rerunning
 a command resumes its list; a run cut off mid-way resumes from its checkpoint (its folder under --work-dir).
