@@ -246,7 +246,7 @@ def _sweep(label: str, cell: Cell, protocol: Protocol, cache: Path, run: Callabl
     sweep = tune_lr(score, grid or protocol.lr_grids[label], protocol.max_extensions)
     lr = sweep.best_lr
     shape = {k: cell[k] for k in ("r", "a", "b") if cell.get(k) is not None}
-    log(f"{label} {shape if grid else ''}: " + (f"best lr {lr:g} on the selection split" if lr is not None else "every rate diverged")
+    log(f"{label}{f' {shape}' if grid else ''}: " + (f"best lr {lr:g} on the selection split" if lr is not None else "every rate diverged")
         + f" (grid {sweep.grid}" + (f"; diverged at {sweep.diverged})" if sweep.diverged else ")")
         + ("  ** still at the grid's edge **" if sweep.best_at_edge and lr is not None else ""))
     return {"task": cell.get("task"), "model": cell.get("model"), "method": label, **shape, "grid": sweep.grid,
