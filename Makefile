@@ -84,7 +84,7 @@ instructor: $(BIN)/.installed-instructor
 # Execute notebooks for committing (sync the jupytext pair, run quietly, clean outputs); see notebooks/README.md.
 # make execute NB=notebooks/02_parameter_counting.py [ARGS=--smoke]   (default: every notebook)
 execute: $(BIN)/.installed-dev
-	$(BIN)/python tools/execute_notebooks.py $(ARGS) $(or $(NB),$(wildcard notebooks/[0-9][0-9]_*.py))
+	$(BIN)/python tools/execute_notebooks.py $(ARGS) $(or $(NB),$(wildcard notebooks/[0-9][0-9]*_*.py))
 
 bench: $(BIN)/.installed-train
 	$(BIN)/python -m loramini bench --quick

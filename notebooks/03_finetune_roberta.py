@@ -57,7 +57,7 @@
 # > 5. save, reload, merge and export an adapter, and verify each step numerically;
 # > 6. put their own numbers next to published ones honestly (same model? same data? same budget?).
 # >
-# > *Time:* 45–60 minutes (plus training time). *Prerequisites:* notebooks 01 and 02.
+# > *Time:* 45–60 minutes (plus training time). *Prerequisites:* notebooks 01, 01b and 02.
 # > *Source to read alongside:* [`loramini/train.py`](../loramini/train.py) (the training loop),
 # > [`loramini/experiments.py`](../loramini/experiments.py) (the protocol: tuning, seeds, intervals),
 # > [`loramini/probe.py`](../loramini/probe.py) (the baselines), [`loramini/io.py`](../loramini/io.py)

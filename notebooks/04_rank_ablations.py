@@ -766,7 +766,7 @@ plt.show()
 #
 # 1. **Find the knee on one matrix.** Restrict the adapters to one matrix (`target_modules=["layer.1.attention.self.value"]`)
 #    and rerun the rank sweep with `cached_run`. Does the metric stop rising at $r=k$? Relate your answer to
-#    notebook 01's planted-update experiment.
+#    notebook 01b's planted-update experiment.
 # 2. **Width vs rank at a fixed budget.** At about 2,000 adapter numbers on the tiny model, which wins: a large $r$
 #    with small $a, b$, or $r=1$ with large $a, b$?
 # 3. **Noise first.** Which differences of Section 2's table would a single seed have let you claim, and which

@@ -47,8 +47,8 @@ jupytext = pytest.importorskip("jupytext")
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
-SOLUTIONS = sorted(p.name for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
-STUDENT_COPIES = sorted(p.name for p in (NOTEBOOK_DIR / "exercises").glob("[0-9][0-9]_*.ipynb"))
+SOLUTIONS = sorted(p.name for p in NOTEBOOK_DIR.glob("[0-9][0-9]*_*.ipynb"))
+STUDENT_COPIES = sorted(p.name for p in (NOTEBOOK_DIR / "exercises").glob("[0-9][0-9]*_*.ipynb"))
 WIDGET_NOTEBOOKS = {"02_parameter_counting.ipynb"}  # notebooks that must show interactive widgets
 LAB_CONFIG = ROOT / "tools" / "lab"  # what `make lab` uses: autosave off, no nbgrader
 SLOWEST = ("03_finetune_roberta.ipynb", "04_rank_ablations.ipynb")  # started first

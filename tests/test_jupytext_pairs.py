@@ -15,8 +15,8 @@ jupytext = pytest.importorskip("jupytext")
 nbformat = pytest.importorskip("nbformat")
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-SOURCES = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.py"))
-NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+SOURCES = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]*_*.py"))
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]*_*.ipynb"))
 FORMATS = "ipynb,py:percent"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 SYNC_HINT = "run `.venv/bin/jupytext --sync notebooks/{name}` (the newer file wins), then re-execute"

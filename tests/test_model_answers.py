@@ -15,7 +15,7 @@ from loramini.ablation import cell_path
 from loramini.experiments import confidence_interval, overlap
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 NUMBER = re.compile(r"(?<![\w.])\d+\.\d+(?![\w.])")  # a decimal quoted in prose: 0.712, 0.012, 2.8
 WORDS = {"no": 0, "none": 0, "one": 1, "two": 2, "three": 3, "all three": 3}
 

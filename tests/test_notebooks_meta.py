@@ -25,7 +25,7 @@ nbformat = pytest.importorskip("nbformat")
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
-SOURCES = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.py"))
+SOURCES = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]*_*.py"))
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 STUDENT_COPIES = sorted((NOTEBOOK_DIR / "exercises").glob("*.ipynb"))
 MAX_BYTES = 1_000_000

@@ -1,7 +1,7 @@
 """Coursework tooling: student copies, per-notebook nbgrader assignments, and a grader that reruns submissions.
 
     python -m loramini.course student  --source notebooks --dest notebooks/exercises [--check]
-    python -m loramini.course nbgrader --source notebooks --dest COURSE/source [--notebooks 01 02]
+    python -m loramini.course nbgrader --source notebooks --dest COURSE/source [--notebooks 01 01b 02]
     python -m loramini.course nbgrader-autograde ASSIGNMENT --solutions notebooks   (in the course folder)
     python -m loramini.course grade    --solutions notebooks SUBMISSION.ipynb ... [--csv grades.csv]
     python -m loramini.course table    --source notebooks [--write docs/teaching.md | --check docs/teaching.md]

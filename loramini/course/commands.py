@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     nbg = sub.add_parser("nbgrader", help="write one nbgrader source assignment per notebook")
     nbg.add_argument("--source", default="notebooks", help="folder of the solution notebooks (default: notebooks)")
     nbg.add_argument("--dest", required=True, help="nbgrader's source folder, e.g. COURSE/source")
-    nbg.add_argument("--notebooks", nargs="+", help="only these notebooks (prefixes such as 01 02, or stems)")
+    nbg.add_argument("--notebooks", nargs="+", help="only these notebooks (numbers such as 01 01b 02, or stems)")
     nbg.add_argument("--points", type=float, default=1, help="points per exercise (default 1)")
     grd = sub.add_parser("grade", help="rerun submitted notebooks against the solutions; one line per exercise")
     grd.add_argument("submissions", nargs="+", help="submitted .ipynb files (student copies or nbgrader releases)")

@@ -18,7 +18,7 @@ _BEGIN = re.compile(r"^[ \t]*### BEGIN SOLUTION")
 _END = re.compile(r"^[ \t]*### END SOLUTION")
 _TITLE = re.compile(r"^# Exercise (\d+): *(.*?)\s*$")
 _WRITTEN_TITLE = re.compile(r"Exercise (\d+)[^:\n]*:\**\s*(.+?)\s*(?:\*\*|$)", re.M)
-_NOTEBOOK = "[0-9][0-9]_*.ipynb"
+_NOTEBOOK = "[0-9][0-9]*_*.ipynb"   # 01_name, 01b_name, 02_name, ...
 _MD_ANSWER = "YOUR ANSWER HERE"
 _STUDENT_NOTE = ("> **Student version.** An exercise cell raises `Todo` (a one-line message) until you replace "
                  "its `raise Todo(...)` line with your answer; the `checks` call after it then prints ✓ or a hint. "
@@ -28,6 +28,18 @@ _TODO_IMPORT = "from loramini.course import Todo  # what an unanswered exercise 
 
 def _drop_nbval(source: str) -> str:
     return _NBVAL.sub("", source)
+
+
+def notebook_id(name) -> str:
+    """The number a notebook goes by: its file name up to the first '_' (`01`, `01b`, `02`)."""
+    return Path(name).name.split("_", 1)[0]
+
+
+def names_notebook(key, name) -> bool:
+    """Whether `key` picks notebook `name`: its number (`01` picks `01_x`, not `01b_y`), stem or file name, or
+    a longer start of its name (`01_lo`)."""
+    key, name = str(key), Path(name).name
+    return key in (notebook_id(name), Path(name).stem, name) or ("_" in key and name.startswith(key))
 
 
 def has_exercise(source: str) -> bool:
@@ -170,14 +182,14 @@ def exercises(nb) -> list[Exercise]:
 
 
 def solution_notebooks(source: Path, only: Optional[list] = None) -> list[Path]:
-    """`NN_*.ipynb` in `source` that hold at least one exercise; `only`: prefixes or names to keep.
+    """`NN_*.ipynb` in `source` that hold at least one exercise; `only`: numbers (`01`, `01b`) or names to keep.
     Raises SystemExit with one line when there are none (wrong folder, not a clone)."""
     import nbformat
 
     source = Path(source)
     paths = []
     for path in sorted(source.glob(_NOTEBOOK)):
-        if only and not any(path.name.startswith(str(o)) or path.stem == str(o) for o in only):
+        if only and not any(names_notebook(o, path) for o in only):
             continue
         if any(has_exercise(c.source) for c in nbformat.read(path, as_version=4).cells):
             paths.append(path)

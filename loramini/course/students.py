@@ -11,13 +11,13 @@ from typing import Optional
 
 from .guard import _guard_line
 from .notebook import (_STUDENT_NOTE, _TODO_IMPORT, Exercise, _clean,
-                       _drop_nbval, _parse, _tag, _write, exercises, render, solution_notebooks,
+                       _drop_nbval, _parse, _tag, _write, exercises, notebook_id, render, solution_notebooks,
                        strip_markdown_solution)
 
 # ---------------------------------------------------------------- student copies
 _LINK = re.compile(r"(\]\(|\b(?:src|href)=\")([^)\"\s]+)")
 _PATH_CALL = re.compile(r"\b(Path|open|os\.path\.join)\((\s*)([\"'])([\w.\-]+(?:/[\w.\-]+)*)\3")
-_BADGE = re.compile(r"(notebooks(/|%2F))(\d\d_[\w]+\.ipynb)")
+_BADGE = re.compile(r"(notebooks(/|%2F))(\d\d\w*\.ipynb)")
 _GITHUB = re.compile(r"colab\.research\.google\.com/github/([\w.-]+)/([\w.-]+)/blob/([\w.-]+)/")
 
 
@@ -241,7 +241,7 @@ def write_nbgrader(source: Path, dest: Path, only: Optional[list] = None, points
 
     written, keep = [], {p.name for p in solution_notebooks(source)}
     for path in solution_notebooks(source, only):
-        nb = nbgrader_notebook(nbformat.read(path, as_version=4), prefix=f"nb{path.name[:2]}", points=points,
+        nb = nbgrader_notebook(nbformat.read(path, as_version=4), prefix=f"nb{notebook_id(path)}", points=points,
                                keep=keep)
         target = Path(dest) / assignment_name(path) / path.name
         _write(target, render(nb))
@@ -324,7 +324,7 @@ def exercise_table(source: Path) -> str:
     for path in solution_notebooks(source):
         for ex in exercises(nbformat.read(path, as_version=4)):
             n += 1
-            rows.append(f"| {n} | {path.name[:2]} | {ex.number}: {ex.title} | {_you_write(ex)} | {_checked_by(ex)} "
+            rows.append(f"| {n} | {notebook_id(path)} | {ex.number}: {ex.title} | {_you_write(ex)} | {_checked_by(ex)} "
                         f"| {_hidden_summary(ex)} |")
     return "\n".join(rows)
 

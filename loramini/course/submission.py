@@ -10,7 +10,7 @@ from typing import Optional
 
 from .guard import _GUARD_CALL, _guard_line
 from .notebook import (_BEGIN, _END, _HIDDEN, _MD_ANSWER, _TITLE, _WRITTEN_TITLE, Exercise, _drop_nbval, _norm,
-                       _parse, strip_solutions)
+                       _parse, names_notebook, notebook_id, strip_solutions)
 
 
 def _common_prefix(a: list, b: list) -> int:
@@ -113,7 +113,7 @@ def _submitted_exercises(nb) -> dict:
 
 def _match_solution(path: Path, sub: dict, solutions: dict, forced: Optional[str]) -> str:
     if forced:
-        hits = [name for name in solutions if name == forced or name.startswith(forced) or Path(name).stem == forced]
+        hits = [name for name in solutions if names_notebook(forced, name)]
         if len(hits) != 1:
             raise SystemExit(f"error: --notebook {forced!r} names {len(hits)} of the solution notebooks "
                              f"({', '.join(solutions)}); give one of them")
@@ -121,7 +121,9 @@ def _match_solution(path: Path, sub: dict, solutions: dict, forced: Optional[str
     overlap = {name: sum(ex.key in sub["key"] for ex in exs) for name, (_, exs) in solutions.items()}
     best = max(overlap.values(), default=0)
     named = [n for n in solutions if n == path.name or Path(n).stem in path.stem
-             or re.search(rf"(^|\D){n[:2]}(\D|$)", path.stem)]
+             or re.search(rf"(?<!\d){re.escape(notebook_id(n))}(?!\d)", path.stem, re.I)]
+    # "bob_01b" names 01b, not also 01
+    named = [n for n in named if not any(notebook_id(m).startswith(notebook_id(n)) and m != n for m in named)]
     if best > 0:
         top = [n for n, v in overlap.items() if v == best]
         return next((n for n in top if n in named), top[0])
