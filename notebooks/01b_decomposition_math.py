@@ -36,7 +36,7 @@
 # > 5. predict from a small experiment what LoRA-Mini can and cannot learn, and compute and read a confidence
 # >    interval over seeds.
 # >
-# > *Time:* 40–45 minutes of reading, plus the exercises. *Prerequisites:* notebook 01, the chain rule.
+# > *Time:* 40–50 minutes of reading, plus the exercises. *Prerequisites:* notebook 01, the chain rule.
 # > *Source to read alongside:* `loramini/layer.py` (the layer, `merge`, and the custom backward
 # > `LoRAMiniFunction`), in the package folder or on
 # > [GitHub](https://github.com/loramini-course/loramini/blob/main/loramini/layer.py).

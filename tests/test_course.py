@@ -172,9 +172,11 @@ def test_nbgrader_copy_splits_answer_and_test_cells():
 
 
 def test_nbgrader_command_writes_one_assignment_per_notebook(tmp_path):
-    assert course.main(["nbgrader", "--source", str(SOLUTIONS), "--dest", str(tmp_path), "--notebooks", "01", "02"]) == 0
+    assert course.main(["nbgrader", "--source", str(SOLUTIONS), "--dest", str(tmp_path), "--notebooks", "01", "01b",
+                        "02"]) == 0
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.ipynb"))
-    assert written == ["01_decomposition_math/01_decomposition_math.ipynb",
+    assert written == ["01_lora_mini_from_scratch/01_lora_mini_from_scratch.ipynb",
+                       "01b_decomposition_math/01b_decomposition_math.ipynb",
                        "02_parameter_counting/02_parameter_counting.ipynb"]
     for path in tmp_path.rglob("*.ipynb"):
         text = path.read_text()
@@ -183,6 +185,40 @@ def test_nbgrader_command_writes_one_assignment_per_notebook(tmp_path):
         assert f"notebooks/exercises/{path.name}" in nb.cells[0].source
         grade_ids = [c.metadata.nbgrader["grade_id"] for c in nb.cells if "nbgrader" in c.metadata]
         assert len(grade_ids) == len(set(grade_ids)) and any(g.endswith("_tests") for g in grade_ids)
+        assert all(g.startswith(f"nb{path.name.split('_')[0]}_") for g in grade_ids), grade_ids[:3]  # nb01b_ex01
+
+
+@pytest.mark.parametrize("only, want", [(["01"], ["01_lora_mini_from_scratch.ipynb"]),
+                                        (["01b"], ["01b_decomposition_math.ipynb"]),
+                                        (["01_lora"], ["01_lora_mini_from_scratch.ipynb"]),
+                                        (["01b_decomposition_math"], ["01b_decomposition_math.ipynb"]),
+                                        (["02_parameter_counting.ipynb"], ["02_parameter_counting.ipynb"])])
+def test_a_notebook_number_picks_that_notebook_only(only, want):
+    """01 and 01b are two notebooks: `--notebooks 01` must not pick 01b too (nor `--notebook 01` be ambiguous)."""
+    assert [p.name for p in course.solution_notebooks(SOLUTIONS, only)] == want
+
+
+def _exercise_titles(nb) -> list:
+    return [re.match(r"#+ *Exercise (\d+)", line) for c in nb.cells for line in c.source.split("\n")[:3]
+            if c.cell_type == "code" and line.startswith("# Exercise ")]
+
+
+@pytest.mark.parametrize("path", course.solution_notebooks(SOLUTIONS), ids=lambda p: p.name)
+def test_exercises_are_numbered_from_one_without_gaps_and_each_has_a_student_cell(path):
+    """After the split of 01 (and any later one): each notebook's exercises run 1..N in order, and every exercise
+    title of the solution has exactly one cell in the committed student copy that raises its Todo."""
+    nb = nbformat.read(path, as_version=4)
+    numbers = [ex.number for ex in course.exercises(nb)]
+    assert numbers == list(range(1, len(numbers) + 1)), f"{path.name}: exercises numbered {numbers}"
+    assert [int(m.group(1)) for m in _exercise_titles(nb)] == [ex.number for ex in course.exercises(nb)
+                                                               if not ex.written]
+    student = nbformat.read(STUDENTS / path.name, as_version=4)
+    for ex in course.exercises(nb):
+        if ex.written:
+            continue
+        cells = [c for c in student.cells if c.cell_type == "code" and ex.placeholder in c.source]
+        assert len(cells) == 1 and cells[0].source.startswith(f"# Exercise {ex.number}: {ex.title}"), \
+            f"{path.name}: {ex.label} has {len(cells)} student cells"
 
 
 @pytest.mark.parametrize("argv", [["student", "--source", "{empty}"], ["nbgrader", "--source", "{empty}", "--dest", "{out}"],

@@ -1,5 +1,5 @@
 """The grader cannot be fooled: crafted submissions, generated from the solution notebooks (so they follow the
-exercises as they change), graded by `python -m loramini.course grade` on notebooks 01 and 02.
+exercises as they change), graded by `python -m loramini.course grade` on notebooks 01, 01b and 02.
 
 * a correct student (one of them with the check lines deleted: the grader restores them) passes everything;
 * a "gamer" (checks monkeypatched in the first answer, whose value equals everything, torch.allclose patched, an
@@ -125,8 +125,9 @@ def _half_right(sol_nb, exs, prefix: str):
     return nb, right
 
 
-# Five kernel runs in all: the half-right nbgrader student once (on 02) is enough.
-@pytest.mark.parametrize("prefix, who", [("01", ["correct", "gamer"]), ("02", ["correct", "gamer", "half"])])
+# Seven kernel runs in all: the half-right nbgrader student once (on 02) is enough.
+@pytest.mark.parametrize("prefix, who", [("01", ["correct", "gamer"]), ("01b", ["correct", "gamer"]),
+                                         ("02", ["correct", "gamer", "half"])])
 def test_grader_is_not_fooled(prefix, who, tmp_path, capsys):
     path, sol_nb, exs = _solution(prefix)
     gamer, expected_status = _gamer(sol_nb, exs)
@@ -223,13 +224,20 @@ def test_an_answer_cannot_swallow_the_check():
 
 
 def test_a_submission_is_matched_by_titles_not_file_name(tmp_path):
-    sols = {p.name: (nb, course.exercises(nb)) for p in course.solution_notebooks(SOLUTIONS, ["01", "02"])
+    sols = {p.name: (nb, course.exercises(nb)) for p in course.solution_notebooks(SOLUTIONS, ["01", "01b", "02"])
             for nb in [nbformat.read(p, as_version=4)]}
     _, sol_nb, _ = _solution("02")
     sub = course._submitted_exercises(_student(sol_nb))
     assert course._match_solution(Path("alice_homework.ipynb"), sub, sols, None) == "02_parameter_counting.ipynb"
     empty = course._submitted_exercises(nbformat.v4.new_notebook())
-    assert course._match_solution(Path("bob_01.ipynb"), empty, sols, None) == "01_decomposition_math.ipynb"
+    assert course._match_solution(Path("bob_01.ipynb"), empty, sols, None) == "01_lora_mini_from_scratch.ipynb"
+    assert course._match_solution(Path("bob_01b.ipynb"), empty, sols, None) == "01b_decomposition_math.ipynb"
+    assert course._match_solution(Path("x.ipynb"), empty, sols, "01") == "01_lora_mini_from_scratch.ipynb"
+    assert course._match_solution(Path("x.ipynb"), empty, sols, "01b") == "01b_decomposition_math.ipynb"
+    # 01 and 01b both number their exercises from 1: the titles tell them apart.
+    _, sol_b, _ = _solution("01b")
+    sub_b = course._submitted_exercises(_student(sol_b))
+    assert course._match_solution(Path("bob_01.ipynb"), sub_b, sols, None) == "01b_decomposition_math.ipynb"
     with pytest.raises(SystemExit, match="cannot tell which notebook"):
         course._match_solution(Path("carol.ipynb"), empty, sols, None)
 

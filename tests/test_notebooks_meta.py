@@ -49,7 +49,7 @@ def _code(nb) -> list:
 
 def test_there_are_notebooks():
     names = {p.name for p in NOTEBOOKS}
-    assert {"01_decomposition_math.ipynb", "02_parameter_counting.ipynb"} <= names, names
+    assert {"01_lora_mini_from_scratch.ipynb", "01b_decomposition_math.ipynb", "02_parameter_counting.ipynb"} <= names, names
 
 
 @pytest.fixture(params=NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])

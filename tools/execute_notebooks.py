@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Execute notebooks for committing: sync each jupytext pair, run it in place, clean the outputs.
 
-    .venv/bin/python tools/execute_notebooks.py notebooks/01_decomposition_math.py          # full mode
+    .venv/bin/python tools/execute_notebooks.py notebooks/01_lora_mini_from_scratch.py      # full mode
     .venv/bin/python tools/execute_notebooks.py --smoke notebooks/0*.py                      # LORAMINI_SMOKE=1
     .venv/bin/python tools/execute_notebooks.py --no-execute notebooks/03_finetune_roberta.py  # clean only
     make execute NB=notebooks/02_parameter_counting.py                                       # the same, via make

@@ -231,7 +231,7 @@ def _nbgrader_exercise_cells(ex: Exercise, cell, gid: str, points: float) -> lis
 
 
 def assignment_name(path: Path) -> str:
-    """nbgrader assignment name of a solution notebook: its stem, e.g. `01_decomposition_math`."""
+    """nbgrader assignment name of a solution notebook: its stem, e.g. `01b_decomposition_math`."""
     return Path(path).stem
 
 
