@@ -1,5 +1,6 @@
-"""The grader's kernel runs: a kernel that dies before it answers is the grader's failure (started again), one that
-dies while running a submission's cell is the submission's (never run twice); either way one line says why.
+"""The graders' kernels: a kernel that dies before it answers is the grader's failure (started again), one that
+dies while running a submission's cell is the submission's (never run twice); either way one line says why. And
+nbgrader's kernel, sandboxed, is killed at its whole-kernel time limit even when the code swallows interrupts.
 
 A CI run graded a blank notebook as "the kernel stopped (RuntimeError)": its kernel died while starting, after the
 previous submission had been killed. These tests make a start fail on purpose.
@@ -7,7 +8,9 @@ previous submission had been killed. These tests make a start fail on purpose.
 
 from __future__ import annotations
 
+import os
 import sys
+import uuid
 
 import nbformat
 import pytest
@@ -56,3 +59,47 @@ def test_a_submission_that_kills_its_kernel_is_not_run_again(monkeypatch, tmp_pa
                                        dead_starts=0)
     assert starts == 1 and replies[0][0] == "ok" and 2 not in replies
     assert problem.startswith("the kernel stopped (DeadKernelError: ")
+
+
+TOKEN = "lm-nbg-orphan-" + uuid.uuid4().hex[:8]
+LOOPER = f'''import subprocess, time
+subprocess.Popen(["setsid", "python3", "-c", "import time; time.sleep(300)", "{TOKEN}"])
+while True:
+    try:
+        time.sleep(0.2)
+    except BaseException:
+        pass'''
+
+
+def _alive(token: str) -> list:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if token.encode() in open(f"/proc/{pid}/cmdline", "rb").read():
+                found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+def test_the_nbgrader_kernel_is_killed_at_its_time_limit_with_its_children(tmp_path):
+    # nbgrader interrupts a cell at its own per-cell timeout; a loop that swallows interrupts would then cost that
+    # timeout on every cell left. The sandboxed kernel manager kills the whole kernel at `timeout` instead: nbclient
+    # sees a dead kernel long before its own (much longer) cell timeout, and the setsid child dies too.
+    pytest.importorskip("nbgrader")
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    from loramini.course.nbgrading import SandboxedKernelManager
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(LOOPER), nbformat.v4.new_code_cell("x = 1")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    km = SandboxedKernelManager(kernel_name="python3", timeout=15, hide=[str(tmp_path)])
+    client = NotebookClient(nb, km=km, timeout=240, kernel_name="python3", interrupt_on_timeout=True,
+                            shutdown_kernel="immediate")
+    with pytest.raises(DeadKernelError):
+        try:
+            client.execute(cwd=str(tmp_path))
+        except CellTimeoutError:  # the cell's own timeout came first: the watchdog did not fire
+            pytest.fail("the kernel outlived its 15 s limit until nbclient's 240 s cell timeout")
+    assert _alive(TOKEN) == [], "a setsid child outlived the kernel"
