@@ -20,7 +20,8 @@ dev.tsv (the same rows for every run; a fixed shuffle, since the files are sorte
 model untouched (every method starts there: ΔW = 0).
 
 Methods: LoRA-Mini r=8, a=b=32 on every linear layer (107,520 numbers) and PEFT LoRA r=2 on q_proj, v_proj
-(115,200), at similar trainable counts; PEFT VeRA r=256 on every linear layer (209,280).
+(115,200), at similar trainable counts; PEFT VeRA r=256 on every linear layer (209,280); `loramini-shared` is
+LoRA-Mini with `share_aux=True` (one frozen aux pair per layer shape, as VeRA shares its projections).
 
 One JSON per run in benchmarks/results/decoder-runs/ (written atomically): a finished run is skipped, so rerunning
 a command resumes its list; a run cut off mid-way resumes from its checkpoint (its folder under --work-dir).
@@ -36,9 +37,10 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "decoder-runs"
-METHODS = {"loramini": dict(r=8, a=32, b=32, target_modules="all-linear"),
-           "lora": dict(r=2, target_modules=["q_proj", "v_proj"]),
-           "vera": dict(r=256, target_modules="all-linear")}
+METHODS = {"loramini": dict(method="loramini", r=8, a=32, b=32, target_modules="all-linear"),
+           "loramini-shared": dict(method="loramini", r=8, a=32, b=32, target_modules="all-linear", share_aux=True),
+           "lora": dict(method="lora", r=2, target_modules=["q_proj", "v_proj"]),
+           "vera": dict(method="vera", r=256, target_modules="all-linear")}
 CARVE_SEED, DEV_SEED = 12345, 0
 
 
@@ -96,7 +98,7 @@ def run_one(args, method: str, seed: int, lr: float | None) -> dict:
         return {"method": "base", "final": final, "metric": final["validation"]["accuracy"],
                 "main_metric": "accuracy", "wall_time_s": time.perf_counter() - started,
                 "samples": samples(model, tok, text["validation"])}
-    config = TrainConfig(method=method, lr=lr, epochs=1, batch_size=args.batch_size,
+    config = TrainConfig(lr=lr, epochs=1, batch_size=args.batch_size,
                          eval_batch_size=args.batch_size * 2, max_length=args.max_length, seed=seed,
                          warmup_ratio=0.1, checkpoint_every=16, progress=False,
                          output_dir=str(Path(args.work_dir) / run_name(args.task, method, seed, lr, args.select)),

@@ -410,7 +410,17 @@ assert gap_export < 1e-4 and gap_merge < 1e-4 and same_export and same_merge
 runs = shipped_results.load("decoder-runs")["runs"]
 selection = [r for r in runs if r.get("split", "").startswith("selection")]
 scored = [r for r in runs if r.get("split") == "dev"]
-METHODS = ("base", "loramini", "lora", "vera")
+METHODS = ("base", "loramini", "loramini-shared", "lora", "vera")
+
+
+def tuned_rate(method):
+    """The rate of the method's best seed-0 run on carved SST-2 rows (shared aux: LoRA-Mini's own)."""
+    picks = [r for r in selection if r["task"] == "sst2" and r["method"] == method.replace("-shared", "")]
+    return max(picks, key=lambda r: r["metric"])["config"]["lr"] if picks else None
+
+
+def rate_of(run):
+    return (run.get("config") or {}).get("lr")
 
 
 def summary(values):
@@ -420,45 +430,52 @@ def summary(values):
     return f"{values[0]:.3f} (1 seed)" if values else "—"
 
 
-sweep = pd.DataFrame([{"method": r["method"], "rate": r["config"]["lr"],
+sweep = pd.DataFrame([{"task": r["task"], "method": r["method"], "rate": rate_of(r),
                        "accuracy on carved rows": r["final"]["validation"]["accuracy"]} for r in selection])
-print("Rate selection, SST-2, seed 0, 200 rows carved from train:")
-sweep.pivot(index="method", columns="rate", values="accuracy on carved rows").round(3) if len(sweep) else None
+print("Rate selection, seed 0, 200 rows carved from each task's train file:")
+sweep.pivot_table(index=["task", "method"], columns="rate", values="accuracy on carved rows").round(3) \
+    if len(sweep) else None
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 table = []
 for task in ("sst2", "stsb"):
     for method in METHODS:
-        done = sorted((r for r in scored if r["task"] == task and r["method"] == method), key=lambda r: r["seed"])
-        if not done:
-            continue
-        scores = [r["final"]["validation"] for r in done]
-        table.append({"task": task, "method": method, "seeds": len(done),
-                      "rate": (done[0].get("config") or {}).get("lr", "—"),
-                      "label-word accuracy": summary([s["accuracy"] for s in scores]),
-                      "exact match": summary([s["exact_match"] for s in scores]),
-                      "completion loss": summary([s["completion_loss"] for s in scores]),
-                      "trainable": (done[0].get("params") or {}).get("trainable", 0),
-                      "CPU min / run": round(sum(r["run_wall_s"] for r in done) / len(done) / 60, 1)})
+        for rate in sorted({rate_of(r) for r in scored if r["task"] == task and r["method"] == method}, key=str):
+            done = sorted((r for r in scored if r["task"] == task and r["method"] == method and rate_of(r) == rate),
+                          key=lambda r: r["seed"])
+            scores = [r["final"]["validation"] for r in done]
+            table.append({"task": task, "method": method, "rate": rate or "—",
+                          "tuned on SST-2": "—" if rate is None else "yes" if rate == tuned_rate(method) else "no",
+                          "seeds": len(done),
+                          "label-word accuracy": summary([s["accuracy"] for s in scores]),
+                          "exact match": summary([s["exact_match"] for s in scores]),
+                          "completion loss": summary([s["completion_loss"] for s in scores]),
+                          "trainable": (done[0].get("params") or {}).get("trainable", 0),
+                          "CPU min / run": round(sum(r["run_wall_s"] for r in done) / len(done) / 60, 1)})
 if scored:
     print("settings:", {k: v for k, v in scored[-1]["settings"].items() if k not in ("select", "tune_task")},
           "| machine:", scored[-1]["machine"])
-pd.DataFrame(table).set_index(["task", "method"]) if table else print("No decoder runs in this repository yet.")
+pd.DataFrame(table).set_index(["task", "method", "rate"]) if table else print("No decoder runs in this repository yet.")
 
 # %% [markdown]
 # The differences that matter are between methods on the *same* seed (same training rows, same order), so the
-# next cell pairs them by seed: a 95% interval that excludes 0 is a difference these seeds resolve.
+# next cell pairs them by seed, each method at its rate tuned on SST-2: a 95% interval that excludes 0 is a
+# difference these seeds resolve.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 def accuracies(task, method):
-    return {r["seed"]: r["final"]["validation"]["accuracy"] for r in scored if r["task"] == task and r["method"] == method}
+    """{seed: accuracy} of the method's dev runs at its tuned rate (base: no rate)."""
+    rate = tuned_rate(method)
+    return {r["seed"]: r["final"]["validation"]["accuracy"] for r in scored
+            if r["task"] == task and r["method"] == method and (method == "base" or rate_of(r) == rate)}
 
 
 paired = []
 for task in ("sst2", "stsb"):
-    for first, second in (("loramini", "lora"), ("loramini", "vera"), ("lora", "vera")):
+    for first, second in (("loramini", "lora"), ("loramini", "vera"), ("lora", "vera"),
+                          ("loramini-shared", "loramini")):
         a, b = accuracies(task, first), accuracies(task, second)
         seeds = sorted(set(a) & set(b))
         if len(seeds) >= 2:
@@ -472,7 +489,7 @@ pd.DataFrame(paired) if paired else print("Fewer than two paired seeds yet.")
 # NBVAL_IGNORE_OUTPUT
 import matplotlib.pyplot as plt
 
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=False)
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.4), sharey=False)
 for ax, task in zip(axes, ("sst2", "stsb")):
     for x, method in enumerate(METHODS):
         values = list(accuracies(task, method).values())
@@ -481,8 +498,8 @@ for ax, task in zip(axes, ("sst2", "stsb")):
         mean, (lo, hi) = confidence_interval(values) if len(values) >= 2 else (values[0], (values[0], values[0]))
         ax.errorbar(x, mean, yerr=[[mean - lo], [hi - mean]], fmt="o", capsize=4)
         ax.scatter([x] * len(values), values, s=10, color="grey", zorder=3)
-    ax.set_xticks(range(len(METHODS)), METHODS)
-    ax.set_title(f"SmolLM2-135M, {task} as text (dev rows)")
+    ax.set_xticks(range(len(METHODS)), [m.replace("-shared", "\nshared aux") for m in METHODS])
+    ax.set_title(f"SmolLM2-135M, {task} as text (dev rows, tuned rates)")
     ax.set_ylabel("label-word accuracy")
 fig.tight_layout()
 plt.show()
@@ -493,7 +510,8 @@ plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-shown = [r for r in scored if r["task"] == "sst2" and r["seed"] == 0 and r.get("samples")]
+shown = [r for r in scored if r["task"] == "sst2" and r["seed"] == 0 and r.get("samples")
+         and (r["method"] == "base" or rate_of(r) == tuned_rate(r["method"]))]
 if shown:
     answers = pd.DataFrame({"prompt": [s["prompt"].replace("\n", " ⏎ ")[-60:] for s in shown[0]["samples"]],
                             "expected": [s["expected"] for s in shown[0]["samples"]]})

@@ -182,6 +182,9 @@ def graded_notebook(solution_nb, submission_nb) -> tuple:
 
 
 # ---------------------------------------------------------------- running it
+_KERNEL_STARTS = 3  # tries to start a kernel that dies before it answers (never after a cell ran)
+
+
 def _client_class():
     from nbclient import NotebookClient
 
@@ -210,34 +213,51 @@ def _kernel_manager(scratch: sandbox.Scratch, hide: list):
     return km
 
 
+def _error_line(err: BaseException) -> str:
+    """`Name: first line of the message`, short (the grader's own errors: the kernel's never reach here)."""
+    lines = str(err).strip().splitlines()
+    return (f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__)[:160]
+
+
 def run_kernel(nb, scratch: sandbox.Scratch, limits: sandbox.Limits, hide: Optional[list] = None) \
         -> tuple[dict, Optional[str]]:
     """Execute `nb` (in place) in a sandboxed kernel that cannot see the folders `hide`. Returns
     ({cell index: (status, ename)}, problem), problem being None or one line (timed out / the kernel died)."""
+    import atexit
+
     sandbox.become_subreaper()
     since = sandbox.now_ticks()
     dog = sandbox.Watchdog(limits.timeout, scratch, since)
-    client = _client_class()(nb, km=_kernel_manager(scratch, hide or []), timeout=int(limits.timeout) + 60,
-                             kernel_name="python3", allow_errors=True, interrupt_on_timeout=False,
-                             shutdown_kernel="immediate", startup_timeout=120)
-    client.replies = {}
+    replies, failed, started = {}, [], []
 
-    def started(**_):
-        try:
-            dog.leader = client.km.provisioner.pid
-        except AttributeError:
-            pass
-    client.on_notebook_start = started
-    problem = None
-    failed = []
+    def run_once() -> None:
+        client = _client_class()(nb, km=_kernel_manager(scratch, hide or []), timeout=int(limits.timeout) + 60,
+                                 kernel_name="python3", allow_errors=True, interrupt_on_timeout=False,
+                                 shutdown_kernel="immediate", startup_timeout=120)
+        client.replies = replies
 
-    def execute():
+        def on_start(**_):  # nbclient calls this once the kernel answered its first message
+            started.append(True)
+            dog.leader = getattr(client.km.provisioner, "pid", None)
+        client.on_notebook_start = on_start
         try:
             # The kernel's own stdout/stderr go nowhere: a submission does not write on the instructor's terminal.
             client.execute(cwd=str(scratch.work), env=scratch.env({"LORAMINI_GRADING": "1"}),
                            preexec_fn=sandbox.preexec(limits), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        except Exception as err:  # DeadKernelError, a start failure: the cells not run say so
-            failed.append(type(err).__name__)
+        finally:
+            atexit.unregister(client._cleanup_kernel)  # nbclient leaves it registered when a start fails
+
+    def execute():
+        # A kernel that dies before answering its first message never ran a line of the submission (a port taken
+        # between choosing and binding it, a loaded machine): that is the grader's failure, so start it again.
+        for attempt in range(_KERNEL_STARTS):
+            try:
+                return run_once()
+            except Exception as err:  # DeadKernelError, a start failure: the cells not run say so
+                if started or dog.fired or attempt == _KERNEL_STARTS - 1:
+                    failed.append(_error_line(err))
+                    return
+                sandbox.kill_all(None, scratch.marker, since)
     worker = threading.Thread(target=execute, daemon=True)
     dog.start()
     worker.start()
@@ -245,13 +265,14 @@ def run_kernel(nb, scratch: sandbox.Scratch, limits: sandbox.Limits, hide: Optio
     worker.join(limits.timeout + 120)
     dog.stop()
     sandbox.kill_all(dog.leader, scratch.marker, since)
+    problem = None
     if worker.is_alive() and not dog.fired:
         problem = "the kernel stopped answering"
     elif failed and not dog.fired:
         problem = f"the kernel stopped ({failed[0]})"
     if dog.fired:
         problem = f"timed out after {limits.timeout:g} s"
-    return client.replies, problem
+    return replies, problem
 
 
 def run_judge(plan: list, scratch: sandbox.Scratch, timeout: float = 600) -> dict:

@@ -277,3 +277,4 @@ class Watchdog:
 
     def stop(self) -> None:
         self._timer.cancel()
+        self._timer.join()  # a kill already under way ends before the next submission starts its kernel
