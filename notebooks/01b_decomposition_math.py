@@ -35,6 +35,8 @@
 # > 4. read a singular-value spectrum for the rank of an update;
 # > 5. predict from a small experiment what LoRA-Mini can and cannot learn, and compute and read a confidence
 # >    interval over seeds.
+# > 6. say why the aux factors are scaled by $1/\sqrt{\text{fan-in}}$, and what keeps the activations saved for the
+# >    backward pass thin (the hourglass, not the custom backward).
 # >
 # > *Time:* 40–50 minutes of reading, plus the exercises. *Prerequisites:* notebook 01, the chain rule.
 # > *Source to read alongside:* `loramini/layer.py` (the layer, `merge`, and the custom backward
