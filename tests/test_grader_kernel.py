@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import uuid
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -89,17 +91,22 @@ def test_the_nbgrader_kernel_is_killed_at_its_time_limit_with_its_children(tmp_p
     pytest.importorskip("nbgrader")
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from traitlets.config import Config
 
     from loramini.course.nbgrading import SandboxedKernelManager
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(LOOPER), nbformat.v4.new_code_cell("x = 1")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    km = SandboxedKernelManager(kernel_name="python3", timeout=15, hide=[str(tmp_path)])
-    client = NotebookClient(nb, km=km, timeout=240, kernel_name="python3", interrupt_on_timeout=True,
-                            shutdown_kernel="immediate")
+    scratches = set(Path(tempfile.gettempdir()).glob("loramini-grade-*"))
+    config = Config()  # as nbgrader's Execute does it: the client makes (and owns) its kernel manager
+    config.SandboxedKernelManager.update(timeout=15, hide=[str(tmp_path)])
+    client = NotebookClient(nb, kernel_manager_class=SandboxedKernelManager, config=config, timeout=240,
+                            kernel_name="python3", interrupt_on_timeout=True, shutdown_kernel="immediate")
     with pytest.raises(DeadKernelError):
         try:
             client.execute(cwd=str(tmp_path))
         except CellTimeoutError:  # the cell's own timeout came first: the watchdog did not fire
             pytest.fail("the kernel outlived its 15 s limit until nbclient's 240 s cell timeout")
     assert _alive(TOKEN) == [], "a setsid child outlived the kernel"
+    # nbclient cleans up a dead kernel with `cleanup_resources` only: the sandbox's scratch must go with it
+    assert set(Path(tempfile.gettempdir()).glob("loramini-grade-*")) <= scratches, "the kernel's scratch was left"

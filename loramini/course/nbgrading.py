@@ -66,6 +66,12 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._dog.leader = getattr(self.provisioner, "pid", None)
         self._dog.start()
 
+    async def cleanup_resources(self, restart: bool = False) -> None:
+        # AsyncKernelManager binds `cleanup_resources` to the base class's coroutine, and nbclient calls only that
+        # for a kernel that is already dead (the watchdog's kill): without this, the scratch folder and the
+        # final sweep would be skipped exactly when a submission ran out of time.
+        await self._async_cleanup_resources(restart=restart)
+
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
         if self._dog is not None:
