@@ -173,7 +173,7 @@ def main(argv=None) -> int:
             continue
         started = time.perf_counter()
         result = run_one(args, method, seed, lr)
-        result.update(seed=seed, task=args.task, split="selection (carved from train)" if args.select else "dev",
+        result.update(method=method, seed=seed, task=args.task, split="selection (carved from train)" if args.select else "dev",
                       command=" ".join(["python benchmarks/decoder_runs.py", *sys.argv[1:]]),
                       settings={k: v for k, v in vars(args).items() if k not in ("runs", "model", "data_dir", "work_dir")},
                       machine=f"{platform.machine()} CPU, torch threads {torch.get_num_threads()}",
