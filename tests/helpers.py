@@ -1,6 +1,7 @@
 """Small helpers shared by several test files."""
 
 import io
+import os
 from contextlib import redirect_stdout
 
 import pytest
@@ -32,3 +33,28 @@ def train_steps(model, batch, steps=3, lr=1e-2):
         model(**batch).loss.backward()
         opt.step()
     return model.eval()
+
+
+def interrupt_swallowing_loop(token: str) -> str:
+    """Cell source that starts `setsid` children (one named by `token`), then loops swallowing every interrupt."""
+    return f'''import subprocess, time
+subprocess.Popen(["setsid", "sleep", "300"])
+subprocess.Popen(["setsid", "python3", "-c", "import time; time.sleep(300)", "{token}"])
+while True:
+    try:
+        time.sleep(0.2)
+    except BaseException:
+        pass'''
+
+
+def processes_named(token: str) -> list:
+    """Pids of the live processes whose command line holds `token`."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if token.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found

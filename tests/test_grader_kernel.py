@@ -8,7 +8,6 @@ previous submission had been killed. These tests make a start fail on purpose.
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import uuid
@@ -18,6 +17,8 @@ import nbformat
 import pytest
 
 from loramini.course import grader, sandbox
+
+from helpers import interrupt_swallowing_loop, processes_named
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the grader's sandbox is Linux-only")
 
@@ -64,24 +65,7 @@ def test_a_submission_that_kills_its_kernel_is_not_run_again(monkeypatch, tmp_pa
 
 
 TOKEN = "lm-nbg-orphan-" + uuid.uuid4().hex[:8]
-LOOPER = f'''import subprocess, time
-subprocess.Popen(["setsid", "python3", "-c", "import time; time.sleep(300)", "{TOKEN}"])
-while True:
-    try:
-        time.sleep(0.2)
-    except BaseException:
-        pass'''
-
-
-def _alive(token: str) -> list:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if token.encode() in open(f"/proc/{pid}/cmdline", "rb").read():
-                found.append(pid)
-        except OSError:
-            pass
-    return found
+LOOPER = interrupt_swallowing_loop(TOKEN)
 
 
 def test_the_nbgrader_kernel_is_killed_at_its_time_limit_with_its_children(tmp_path):
@@ -107,6 +91,6 @@ def test_the_nbgrader_kernel_is_killed_at_its_time_limit_with_its_children(tmp_p
             client.execute(cwd=str(tmp_path))
         except CellTimeoutError:  # the cell's own timeout came first: the watchdog did not fire
             pytest.fail("the kernel outlived its 15 s limit until nbclient's 240 s cell timeout")
-    assert _alive(TOKEN) == [], "a setsid child outlived the kernel"
+    assert processes_named(TOKEN) == [], "a setsid child outlived the kernel"
     # nbclient cleans up a dead kernel with `cleanup_resources` only: the sandbox's scratch must go with it
     assert set(Path(tempfile.gettempdir()).glob("loramini-grade-*")) <= scratches, "the kernel's scratch was left"

@@ -33,6 +33,8 @@ import pytest
 from loramini import course
 from loramini.course import sandbox
 
+from helpers import interrupt_swallowing_loop, processes_named
+
 SECRET = "instructor-secret-" + uuid.uuid4().hex[:8]
 TOKEN = "lm-orphan-" + uuid.uuid4().hex[:8]
 TIMEOUT = 600  # nothing but the looper comes near it, even on a loaded machine
@@ -135,14 +137,7 @@ for _p in glob.glob("/proc/*/cwd/**/*.ipynb", recursive=True)[:1000]:
 _secret = os.environ.get("LORAMINI_TEST_SECRET")
 print("FOUND", _found, "SECRET", _secret)
 lora_ffn = _secret'''
-LOOPER = f'''import subprocess, time
-subprocess.Popen(["setsid", "sleep", "300"])
-subprocess.Popen(["setsid", "python3", "-c", "import time; time.sleep(300)", "{TOKEN}"])
-while True:
-    try:
-        time.sleep(0.2)
-    except BaseException:
-        pass'''
+LOOPER = interrupt_swallowing_loop(TOKEN)
 MALLORY = '''import os
 os.makedirs("torch", exist_ok=True)
 open("torch/__init__.py", "w").write("raise ImportError('sabotaged by mallory')")
@@ -196,14 +191,7 @@ SECOND_RUN = {"looper": {1: LOOPER}, "blank": {}}
 
 
 def _sleepers() -> list:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if TOKEN.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(int(pid))
-        except OSError:
-            pass
-    return found
+    return processes_named(TOKEN)
 
 
 def _grade(root: Path, sol, batch: dict, timeout: int, csv_name: str) -> tuple:
