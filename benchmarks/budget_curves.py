@@ -45,6 +45,16 @@ GROUPS = [
     ("SST-2 1x, LoRA-Mini all-linear at 3e-3", "sst2", "loramini", 3e-3, 1500, 2, {"target_modules": "all-linear"}),
     ("SST-2 1x, PEFT LoRA r=2 at 3e-3", "sst2", "lora", 3e-3, 1500, 2, {"r": 2}),
     ("SST-2 1x, PEFT LoRA r=1 at 3e-3", "sst2", "lora", 3e-3, 1500, 2, {"r": 1}),
+    # Length-grouped batches (--group-by-length): the same rows and steps, less padding. Checked at 1x against the
+    # plain shuffle (paired below) before the longer runs use it.
+    ("SST-2 1x, LoRA-Mini at 3e-3, length-grouped", "sst2", "loramini", 3e-3, 1500, 2, {"group_by_length": True}),
+    ("SST-2 1x, PEFT LoRA at 3e-3, length-grouped", "sst2", "lora", 3e-3, 1500, 2, {"group_by_length": True}),
+    # 16x = 24,000 rows x 2 epochs = 3,000 steps; STS-B 4x = 3,000 rows x 4 epochs = 750 steps (STS-B has 5,749).
+    ("SST-2 16x, LoRA-Mini at 3e-3, length-grouped", "sst2", "loramini", 3e-3, 24000, 2, {"group_by_length": True}),
+    ("SST-2 16x, PEFT LoRA at 3e-3, length-grouped", "sst2", "lora", 3e-3, 24000, 2, {"group_by_length": True}),
+    ("STS-B 4x, LoRA-Mini at 3e-3, length-grouped", "stsb", "loramini", 3e-3, 3000, 4, {"group_by_length": True}),
+    ("STS-B 4x, PEFT LoRA at 3e-3, length-grouped", "stsb", "lora", 3e-3, 3000, 4, {"group_by_length": True}),
+    ("SST-2 16x, full fine-tuning at 1e-4, length-grouped", "sst2", "full", 1e-4, 24000, 2, {"group_by_length": True}),
 ]
 # Same seeds, same rows: the per-seed difference (first − second) is the fairer test than two overlapping CIs.
 PAIRED = [
@@ -55,6 +65,10 @@ PAIRED = [
     ("SST-2 1x, LoRA-Mini at 3e-3 (new default)", "SST-2 1x, PEFT LoRA at 3e-3"),
     ("SST-2 1x, LoRA-Mini all-linear at 3e-3", "SST-2 1x, PEFT LoRA r=2 at 3e-3"),
     ("SST-2 1x, LoRA-Mini at 3e-3 (new default)", "SST-2 1x, PEFT LoRA r=1 at 3e-3"),
+    ("SST-2 1x, LoRA-Mini at 3e-3, length-grouped", "SST-2 1x, LoRA-Mini at 3e-3 (new default)"),
+    ("SST-2 1x, PEFT LoRA at 3e-3, length-grouped", "SST-2 1x, PEFT LoRA at 3e-3"),
+    ("SST-2 16x, LoRA-Mini at 3e-3, length-grouped", "SST-2 16x, PEFT LoRA at 3e-3, length-grouped"),
+    ("STS-B 4x, LoRA-Mini at 3e-3, length-grouped", "STS-B 4x, PEFT LoRA at 3e-3, length-grouped"),
 ]
 
 
@@ -78,7 +92,9 @@ def make_pair_task(stsb_dir: Path, out_dir: Path, threshold: float = 3.0) -> Non
 def run_missing(args, cache: Path) -> None:
     """Train every (group, seed) whose folder has no results.json yet, one at a time, one thread each."""
     env = dict(os.environ, OMP_NUM_THREADS="1", TRANSFORMERS_VERBOSITY="error")
-    for _, task, method, lr, rows, epochs, extra in GROUPS:
+    for label, task, method, lr, rows, epochs, extra in GROUPS:
+        if args.only and not any(part in label for part in args.only):
+            continue
         data_dir = args.pair_dir if task == "mrpc" else args.data_dir
         for seed in args.seeds:
             out = cache / run_name(task, method, lr, rows, epochs, seed, extra)
@@ -87,11 +103,19 @@ def run_missing(args, cache: Path) -> None:
             flags = ["--model", args.model, "--task", task, "--data-dir", str(data_dir), "--method", method,
                      "--lr", str(lr), "--seed", str(seed), "--max-train-samples", str(rows), "--epochs", str(epochs),
                      "--batch-size", "16", "--max-length", "64", "--no-progress", "--output-dir", str(out)]
-            flags += [x for k, v in extra.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+            flags += [x for k, v in extra.items() for x in _flag(k, v)]
             before = _children_cpu()
             subprocess.run([sys.executable, "-m", "loramini", "finetune", *flags], env=env, check=False)
             if out.is_dir():  # CPU seconds, not wall time: the machine is shared, CPU time is what the run cost
                 (out / "cpu_seconds.txt").write_text(f"{_children_cpu() - before:.1f}\n")
+
+
+def _flag(name: str, value) -> list[str]:
+    """One TrainConfig field as finetune flags: --name value, or --name / --no-name for a switch."""
+    dashed = name.replace("_", "-")
+    if isinstance(value, bool):
+        return [f"--{dashed}" if value else f"--no-{dashed}"]
+    return [f"--{dashed}", str(value)]
 
 
 def _children_cpu() -> float:
@@ -147,6 +171,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--cache", default="outputs/budget-curves")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--only", nargs="+", default=None, metavar="TEXT",
+                        help="train only the groups whose label contains one of these (the report has them all)")
     parser.add_argument("--out", default=str(RESULTS / "budget-curves.json"))
     args = parser.parse_args(argv)
     cache = Path(args.cache)

@@ -433,14 +433,13 @@ def text_task(dataset, task_name: str):
 def causal_batches(dataset, task_name: str, tokenizer, config):
     """(train DataLoader of right-padded completion-only batches, CausalEval of the other splits).
 
-    config: a TrainConfig (batch_size, eval_batch_size, max_length, seed are read)."""
-    from torch.utils.data import DataLoader
+    config: a TrainConfig (batch_size, eval_batch_size, max_length, seed, group_by_length are read)."""
+    from .data import train_loader
 
     ensure_pad_token(tokenizer)
     text, words = text_task(dataset, task_name)
     tokenized = tokenize_pairs(text, tokenizer, config.max_length)
-    train = DataLoader(tokenized["train"],
-                       batch_size=config.batch_size, shuffle=True, collate_fn=CompletionCollator(tokenizer),
-                       generator=torch.Generator().manual_seed(config.seed))
+    train = train_loader(tokenized["train"], config.batch_size, CompletionCollator(tokenizer), config.seed,
+                         config.group_by_length)
     evals = {split: rows for split, rows in text.items() if split != "train"}
     return train, CausalEval(tokenizer, evals, words, config.eval_batch_size, config.max_length)

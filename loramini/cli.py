@@ -109,7 +109,8 @@ def _flag_kwargs(f: dataclasses.Field, hint, docs: dict) -> dict:
         return dict(kwargs, choices=f.metadata["choices"])
     if hint == typing.Union[list[str], str]:  # target_modules: names, a preset or a regex
         return dict(kwargs, type=parse_targets, help="layers to adapt: comma-separated names ('query,value'), a "
-                    f"preset ('attention', 'dense', 'all-linear') or a regex (default: {shown})")
+                    f"preset ('attention', 'dense', 'all-linear') or a regex (default: {shown}: the attention's q and v, "
+                    "on Llama q_proj,v_proj, on GPT-2 c_attn)")
     if hint == Optional[list[str]]:  # modules_to_save: names, none, or the default
         return dict(kwargs, type=_names, help=f"{text.split('.')[0]}: comma-separated names, '' for none "
                     "(default: the model's task head)")

@@ -79,7 +79,8 @@ class LoRAMiniConfig:
         alpha: scale numerator; ``scale = alpha / r`` (or ``alpha / sqrt(r)`` with ``use_rslora``).
             ``None`` (the default) means ``2 * r``, so the scale is 2 at every rank (16 at r = 8).
         dropout: dropout on the adapter's input (0 disables it).
-        target_modules: module-name suffixes (``["query", "value"]``), one regex matched against the
+        target_modules: module-name suffixes (``["query", "value"]``; on a decoder these two mean its own
+            q and v: Llama's ``q_proj``/``v_proj``, GPT-2's fused ``c_attn``), one regex matched against the
             full module name, or a preset: ``"attention"``, ``"mlp"`` (alias ``"dense"``), ``"all-linear"``,
             each meaning the same for BERT/RoBERTa, GPT-2 and Llama-style models (``loramini.inject.PRESETS``).
         modules_to_save: modules trained in full and saved with the adapter. ``None`` = the model's

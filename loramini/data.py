@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 import datasets
+import numpy as np
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
@@ -374,21 +375,60 @@ def make_collator(tokenizer, pad_to_multiple_of: Optional[int] = None):
 
 
 def make_dataloaders(tokenized: DatasetDict, collator, batch_size: int, seed: int,
-                     eval_batch_size: Optional[int] = None):
+                     eval_batch_size: Optional[int] = None, group_by_length: bool = False):
     """(train loader, {eval split: loader}). The training order is shuffled by a generator seeded with
     `seed`, so a run is repeatable. Eval loaders go through each split shortest row first: batches of similar
     lengths need little padding, which halves evaluation time on a CPU (benchmarks/README.md) and changes no
-    metric (each row's prediction does not depend on its batch; the metrics do not depend on the order)."""
+    metric (each row's prediction does not depend on its batch; the metrics do not depend on the order).
+    group_by_length: training batches of rows of similar length too (`LengthGroupedSampler`)."""
     from torch.utils.data import DataLoader
 
     if "train" not in tokenized:
         raise ValueError(f"make_dataloaders: no 'train' split (have {list(tokenized)}).")
-    train = DataLoader(tokenized["train"], batch_size=batch_size, shuffle=True, collate_fn=collator,
-                       generator=torch.Generator().manual_seed(seed))
+    train = train_loader(tokenized["train"], batch_size, collator, seed, group_by_length)
     evals = {split: DataLoader(_by_length(ds), batch_size=eval_batch_size or batch_size, shuffle=False,
                                collate_fn=collator)
              for split, ds in tokenized.items() if split != "train"}
     return train, evals
+
+
+def train_loader(dataset, batch_size: int, collator, seed: int, group_by_length: bool = False):
+    """The training DataLoader: a seeded shuffle, or with group_by_length a `LengthGroupedSampler`."""
+    from torch.utils.data import DataLoader
+
+    if not group_by_length:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collator,
+                          generator=torch.Generator().manual_seed(seed))
+    lengths = [len(ids) for ids in dataset["input_ids"]]
+    return DataLoader(dataset, batch_size=batch_size, sampler=LengthGroupedSampler(lengths, batch_size, seed),
+                      collate_fn=collator)
+
+
+class LengthGroupedSampler(torch.utils.data.Sampler):
+    """Training rows in an order where each run of `batch_size` rows has similar lengths, so a batch is padded
+    little: shuffled, then sorted by length within windows of up to 50 batches (transformers'
+    `get_length_grouped_indices`, what its Trainer's `group_by_length` uses). Which rows share a batch
+    changes, and so may the results, within the seed-to-seed noise. The order is a function of (seed, epoch):
+    `set_epoch` (called by the loop, and by accelerate) makes a resumed run see the same batches.
+
+    lengths: the rows' token counts (len(input_ids)), in dataset order."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed, self.epoch = list(lengths), batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        # (seed, epoch) → one generator seed, without the collisions of seed + epoch
+        seed = int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)[0])
+        generator = torch.Generator().manual_seed(seed)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
 
 
 def _by_length(dataset):

@@ -34,6 +34,10 @@ PRESETS = {
     "dense": _MLP,  # the older name of "mlp"
     "all-linear": None,
 }
+# BERT's names for the attention's query, key and value, as the decoder families call them (Llama/Mistral: q_proj,
+# k_proj, v_proj; GPT-2: its fused c_attn). A name that matches nothing is looked up here, so the default
+# ["query", "value"] means the same projections on every family (GPT-2: c_attn whole, k included).
+FAMILY_NAMES = {"query": ("q_proj", "c_attn"), "key": ("k_proj", "c_attn"), "value": ("v_proj", "c_attn")}
 # The head-name rule, in one place. Task heads: what `modules_to_save=None` trains and what the "head"
 # training method trains. `lm_head` is never adapted either, but it is not trained by default (it is
 # usually tied to the input embeddings).
@@ -115,14 +119,18 @@ def _describe_linear_names(model: nn.Module) -> str:
 
 
 def find_targets(model: nn.Module, config: LoRAMiniConfig, heads: Optional[list[str]] = None) -> list[str]:
-    """Full names of the modules that `config.target_modules` selects, checked to be linear (`is_adaptable`)."""
+    """Full names of the modules that `config.target_modules` selects, checked to be linear (`is_adaptable`).
+
+    A listed name matches a module whose name is it or ends in "." + it; "query", "key" and "value" that match
+    nothing fall back to the family's own name (`FAMILY_NAMES`)."""
     heads = resolve_modules_to_save(model, config) if heads is None else heads
     modules = dict(model.named_modules())
     spec = config.target_modules
     if isinstance(spec, list):
         selected = []
+        ends_with = lambda suffix: [n for n in modules if n == suffix or n.endswith("." + suffix)]
         for suffix in spec:
-            hits = [n for n in modules if n == suffix or n.endswith("." + suffix)]
+            hits = next((h for name in (suffix, *FAMILY_NAMES.get(suffix, ())) if (h := ends_with(name))), [])
             if not hits:
                 raise ValueError(
                     f"target_modules entry {suffix!r} matches no module of {type(model).__name__}. "

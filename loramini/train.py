@@ -219,7 +219,7 @@ def _loaders(dataset, tokenizer, spec: TaskSpec, config: TrainConfig, accelerato
         if bars:
             datasets.enable_progress_bars()
     return data.make_dataloaders(tokenized, data.make_collator(tokenizer), config.batch_size, config.seed,
-                                 eval_batch_size=config.eval_batch_size)
+                                 eval_batch_size=config.eval_batch_size, group_by_length=config.group_by_length)
 
 
 def _resume(run: Run, checkpoint: Path) -> None:

@@ -80,6 +80,9 @@ class TrainConfig(LoRAMiniConfig):
     output_dir: Optional[str] = _field(None, "where history.json, the adapter and checkpoints go (None: nowhere)")
     resume: bool = _field(True, "continue from the newest checkpoint in output_dir (--no-resume: start over)")
     progress: bool = _field(True, "show progress bars")
+    group_by_length: bool = _field(False, "train on batches of rows of similar length (shuffled windows of 50 "
+                                          "batches, as transformers' Trainer does): less padding, faster; changes "
+                                          "which rows share a batch")
     pooling: str = _field("cls", "what an encoder's task head reads: the first token (cls, the model's own head) or "
                                  "the masked mean of the tokens (mean, how sentence encoders are read)",
                           choices=("cls", "mean"))
@@ -92,7 +95,7 @@ class TrainConfig(LoRAMiniConfig):
         for name in ("lr", "head_lr"):
             require_finite_positive("TrainConfig", name, getattr(self, name), hint=" (or None for the default)")
         require_finite_positive("TrainConfig", "max_grad_norm", self.max_grad_norm, hint=" (or None: no clipping)")
-        require_bools(self, ("resume", "progress"))
+        require_bools(self, ("resume", "progress", "group_by_length"))
         _require_number_in("weight_decay", self.weight_decay, 0.0, math.inf, "0 <= weight_decay")
         _require_number_in("warmup_ratio", self.warmup_ratio, 0.0, 1.0, "0 <= warmup_ratio < 1")
         for name, low in (("seed", 0), ("checkpoint_every", 0)):

@@ -288,6 +288,26 @@ def test_cli_finetune_trains_a_tiny_llama_folder_as_a_causal_lm(tmp_path):
     assert sum(losses[-4:]) / 4 < 0.7 * sum(losses[:4]) / 4, losses
 
 
+@pytest.mark.parametrize("method", ["loramini", "lora", "vera"])
+def test_cli_finetune_defaults_adapt_a_llamas_q_and_v(tmp_path, method):
+    """The command of issue #16 as written (no --target-modules): the default means q_proj and v_proj on Llama."""
+    from loramini.cli import main
+
+    tokenizer = _toy_sst2(tmp_path / "glue", n_train=32, n_dev=8)
+    C.tiny_causal_lm(tokenizer, "llama", seed=0).save_pretrained(tmp_path / "llama")
+    tokenizer.save_pretrained(tmp_path / "llama")
+    out = tmp_path / "out"
+    assert main(["finetune", "--model", str(tmp_path / "llama"), "--task", "sst2", "--data-dir", str(tmp_path / "glue"),
+                 "--method", method, "--epochs", "1", "--batch-size", "8", "--max-length", "32", "--group-by-length",
+                 "--output-dir", str(out), "--no-progress"]) in (0, None)
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["final"]["validation"]) == {"accuracy", "completion_loss", "exact_match"}
+    layers = 2 * C.tiny_causal_lm(tokenizer, "llama", seed=0).config.num_hidden_layers  # q and v per block
+    adapter = json.loads(next(out.rglob("adapter_config.json")).read_text())
+    names = adapter["targets"] if method == "loramini" else adapter["target_modules"]
+    assert sorted({n.rsplit(".", 1)[-1] for n in names}) == ["q_proj", "v_proj"] and len(names) == layers
+
+
 @pytest.mark.parametrize("method", ["lora", "vera"])
 def test_peft_methods_train_a_tiny_llama_as_a_causal_lm(tmp_path, method):
     from loramini.tasks import get_task

@@ -348,3 +348,56 @@ def test_classification_labels_are_long(tmp_path, tokenizer):
     assert next(iter(evals["validation"]))["labels"].tolist() == [1]
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['sentence1', 'sentence2'\]"):
         tokenize_dataset(load_glue("sst2", data_dir=tmp_path), tokenizer, "rte")
+
+
+# --- length-grouped training batches (TrainConfig.group_by_length) ---------------------------------------------
+
+
+def _padding(order, lengths, batch_size):
+    """Padded tokens / real tokens when `order` is cut into batches of `batch_size`."""
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return sum(max(lengths[j] for j in b) * len(b) for b in batches) / sum(lengths)
+
+
+def test_length_grouped_sampler_is_a_seeded_permutation_with_little_padding():
+    from loramini.data import LengthGroupedSampler
+
+    lengths = [int(x) for x in torch.randint(3, 64, (900,), generator=torch.Generator().manual_seed(0))]
+    sampler = LengthGroupedSampler(lengths, batch_size=16, seed=0)
+    first = list(sampler)
+    assert sorted(first) == list(range(900)) and len(sampler) == 900
+    assert list(LengthGroupedSampler(lengths, 16, seed=0)) == first  # repeatable
+    assert list(LengthGroupedSampler(lengths, 16, seed=1)) != first  # the seed matters
+    sampler.set_epoch(1)
+    assert list(sampler) != first  # each epoch its own order
+    shuffled = torch.randperm(900, generator=torch.Generator().manual_seed(0)).tolist()
+    assert _padding(first, lengths, 16) < 1.1 < 1.5 < _padding(shuffled, lengths, 16)
+
+
+def test_group_by_length_loader_follows_the_epoch_through_accelerate(tokenizer):
+    """The loop calls set_epoch on accelerate's wrapper: it must reach the sampler (or every epoch, and a resumed
+    run, would see the first epoch's batches)."""
+    from accelerate import Accelerator
+    from datasets import Dataset
+
+    from loramini.data import LengthGroupedSampler, train_loader
+
+    texts = [" ".join(["word"] * (1 + i % 17)) for i in range(96)]
+    tokenized = Dataset.from_dict(dict(tokenizer(texts), labels=[i % 2 for i in range(96)]))
+    loader = train_loader(tokenized, 8, make_collator(tokenizer), seed=3, group_by_length=True)
+    prepared = Accelerator(cpu=True).prepare(loader)
+    lengths = [len(ids) for ids in tokenized["input_ids"]]
+    seen = []
+    for epoch in (0, 1):
+        prepared.set_epoch(epoch)
+        seen.append([b["input_ids"].tolist() for b in prepared])
+    order = list(LengthGroupedSampler(lengths, 8, seed=3))
+    assert [len(b[0]) for b in seen[0]] == [max(lengths[j] for j in order[i:i + 8]) for i in range(0, 96, 8)]
+    assert seen[1] != seen[0]
+
+
+def test_group_by_length_must_be_a_bool():
+    from loramini.train import TrainConfig
+
+    with pytest.raises(TypeError, match=r"TrainConfig.group_by_length='yes': must be true or false"):
+        TrainConfig(group_by_length="yes")

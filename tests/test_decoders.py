@@ -129,6 +129,27 @@ def test_presets_mean_the_same_in_every_family(family, preset):
     assert "lm_head" not in " ".join(adapted(model))
 
 
+@pytest.mark.parametrize("family, per_block", [("llama", ["self_attn.q_proj", "self_attn.v_proj"]),
+                                               ("gpt2", ["attn.c_attn"])])
+def test_the_default_query_value_means_the_same_projections_in_every_family(family, per_block):
+    """The default target_modules (BERT's names) finds Llama's q_proj / v_proj and GPT-2's fused c_attn."""
+    assert LoRAMiniConfig().target_modules == ["query", "value"]
+    model = loramini.inject(FAMILIES[family](), LoRAMiniConfig(r=2, a=8, b=8))
+    prefix = {"llama": "model.layers", "gpt2": "transformer.h"}[family]
+    assert adapted(model) == [f"{prefix}.{i}.{name}" for i in range(2) for name in per_block]
+    # A family's own name is taken as it is, and never widened: "q_proj" alone adapts q only.
+    if family == "llama":
+        only_q = loramini.inject(tiny_llama(), LoRAMiniConfig(r=2, a=8, b=8, target_modules=["q_proj"]))
+        assert adapted(only_q) == [f"model.layers.{i}.self_attn.q_proj" for i in range(2)]
+
+
+def test_query_on_a_model_without_attention_still_names_the_layers():
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    with pytest.raises(ValueError, match=r"entry 'query' matches no module of Sequential. Linear layers available: 0, 2"):
+        loramini.inject(model, LoRAMiniConfig(r=2, a=4, b=2))
+    assert not adapted(model)
+
+
 def test_a_preset_that_selects_nothing_says_so():
     model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
     with pytest.raises(ValueError, match=r"'attention' selects no layer of Sequential \(0 of its 2 linear layers"):
