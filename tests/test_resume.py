@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -21,27 +22,33 @@ SCRIPT = textwrap.dedent("""
         if step == int(sys.argv[2]):
             os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no flush: like a preempted machine
 
-    config = TrainConfig(epochs=2, max_train_samples=320, checkpoint_every=4, output_dir=sys.argv[1], progress=False)
+    config = TrainConfig(epochs=2, max_train_samples=320, checkpoint_every=4, output_dir=sys.argv[1], progress=False,
+                         group_by_length=sys.argv[3] == "1")
     train("tiny", "synthetic", config, step_callback=kill_at)
 """)
 CONFIG = dict(epochs=2, max_train_samples=320, checkpoint_every=4, progress=False)  # 10 steps per epoch
 
 
-def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
+@pytest.mark.parametrize("group_by_length", [False, True])
+def test_sigkill_then_resume_matches_uninterrupted(tmp_path, group_by_length):
+    """With group_by_length too: the resumed epoch must see the same length-grouped batches (a function of the
+    seed and the epoch) as the uninterrupted run."""
     torch.set_num_threads(1)
-    reference = train("tiny", "synthetic", TrainConfig(output_dir=str(tmp_path / "ref"), **CONFIG))
+    reference = train("tiny", "synthetic", TrainConfig(output_dir=str(tmp_path / "ref"), group_by_length=group_by_length,
+                                                       **CONFIG))
+    flag = str(int(group_by_length))
 
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
     out = tmp_path / "killed"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     # Killed at step 14: epoch 2, 4 batches in; the newest checkpoint is step 12 (2 batches in).
-    killed = subprocess.run([sys.executable, str(script), str(out), "14"], env=env, capture_output=True, text=True)
+    killed = subprocess.run([sys.executable, str(script), str(out), "14", flag], env=env, capture_output=True, text=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert not (out / "history.json").exists()
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-12"]
 
-    resumed = subprocess.run([sys.executable, str(script), str(out), "-1"], env=env, capture_output=True, text=True)
+    resumed = subprocess.run([sys.executable, str(script), str(out), "-1", flag], env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     history = json.loads((out / "history.json").read_text())
 
