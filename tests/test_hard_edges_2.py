@@ -38,9 +38,9 @@ def adapted(batch, targets, seed=0):
     return train_steps(model, batch, 3)
 
 
-def benchmark_module():
-    """benchmarks/accuracy_vs_params.py, imported from its path (it is a script, not a package module)."""
-    spec = importlib.util.spec_from_file_location("accuracy_vs_params", ROOT / "benchmarks" / "accuracy_vs_params.py")
+def benchmark_module(name: str = "accuracy_vs_params"):
+    """benchmarks/<name>.py, imported from its path (it is a script, not a package module)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -493,3 +493,29 @@ def test_output_paths_are_checked_by_one_rule(tmp_path):
     assert "is a file" in output_problem(tmp_path / "a-file")
     assert "is a folder" in output_problem(tmp_path, folder=False)
     assert "is a file" in output_problem(tmp_path / "a-file" / "below", folder=False)
+
+
+def test_budget_curves_groups_are_flags_the_cli_accepts():
+    """Every group of benchmarks/budget_curves.py becomes finetune flags that parse to the group's settings, so a
+    typo in a group fails here, not after hours of other runs (a switch is --name / --no-name, never 'True')."""
+    import argparse
+
+    from loramini.cli import build_parser, config_from_args
+
+    curves = benchmark_module("budget_curves")
+    assert curves._flag("group_by_length", True) == ["--group-by-length"]
+    assert curves._flag("group_by_length", False) == ["--no-group-by-length"]
+    labels = [g[0] for g in curves.GROUPS]
+    assert len(set(labels)) == len(labels)
+    assert {name for pair in curves.PAIRED for name in pair} <= set(labels)
+
+    def fail(message):
+        raise argparse.ArgumentError(None, message)
+
+    parser = build_parser()
+    for label, task, method, lr, rows, epochs, extra in curves.GROUPS:
+        flags = ["finetune", "--task", task, "--method", method, "--lr", str(lr), "--max-train-samples", str(rows),
+                 "--epochs", str(epochs), *[x for k, v in extra.items() for x in curves._flag(k, v)]]
+        config = config_from_args(parser.parse_args(flags), fail)
+        assert (config.method, config.lr, config.max_train_samples, config.epochs) == (method, lr, rows, epochs), label
+        assert {k: getattr(config, k) for k in extra} == extra, label
