@@ -778,7 +778,8 @@ print(f"  ({results['note']})")
 # * **The verdict at this budget** (Section 6's printout: all-MiniLM-L6-v2, 1,500 rows × 2 epochs, 3 seeds):
 #   with 12x fewer adapter numbers LoRA-Mini is 2.8 points below LoRA on SST-2 and 6.3 on STS-B, both inside the
 #   noise, and 0.9 below the mean-pooled linear probe on SST-2. "As good as LoRA" is neither shown nor ruled out
-#   here; notebook 04, Section 8, runs 4x longer and compares the two at similar numbers of trainable parameters.
+#   here; notebook 04, Section 8, runs 4x and 16x longer (at 16x LoRA-Mini is level with LoRA on SST-2) and
+#   compares the two at similar numbers of trainable parameters.
 # * The adapter file holds only $A_{train}$, $B_{train}$ and the head; the frozen aux factors come back from the
 #   seed, checked by a fingerprint. Reloading reproduced the trained logits, merging changed them only by float
 #   rounding, and the PEFT export gave the same logits through PEFT's own loader.
