@@ -739,6 +739,7 @@ plt.show()
 # below full fine-tuning, which pulls away with budget (0.860 at 4x, 0.876 at 16x). Rates tuned at the longer
 # budgets, wider models (where the saving grows) and LLMs beyond notebook 05 are open.
 
+# %% [markdown]
 # ## Summary
 #
 # * A number in this notebook is a mean over three seeds with a 95% confidence interval, at its method's tuned
