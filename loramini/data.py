@@ -399,9 +399,8 @@ def train_loader(dataset, batch_size: int, collator, seed: int, group_by_length:
     if not group_by_length:
         return DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collator,
                           generator=torch.Generator().manual_seed(seed))
-    lengths = [len(ids) for ids in dataset["input_ids"]]
-    return DataLoader(dataset, batch_size=batch_size, sampler=LengthGroupedSampler(lengths, batch_size, seed),
-                      collate_fn=collator)
+    sampler = LengthGroupedSampler(_lengths(dataset), batch_size, seed)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collator)
 
 
 class LengthGroupedSampler(torch.utils.data.Sampler):
@@ -431,7 +430,12 @@ class LengthGroupedSampler(torch.utils.data.Sampler):
         return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
 
 
+def _lengths(dataset) -> list[int]:
+    """Each row's token count, in dataset order."""
+    return [len(ids) for ids in dataset["input_ids"]]
+
+
 def _by_length(dataset):
     """The rows of a tokenized split, shortest first (a stable sort: equal lengths keep the file order)."""
-    lengths = [len(ids) for ids in dataset["input_ids"]]
+    lengths = _lengths(dataset)
     return dataset.select(sorted(range(len(lengths)), key=lengths.__getitem__))
