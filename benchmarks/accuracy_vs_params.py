@@ -34,9 +34,11 @@ LR_GRIDS = {"loramini": [1e-3, 3e-3, 1e-2], "lora": [3e-4, 1e-3, 3e-3], "vera": 
 TINY_GRIDS = {m: [lr * 4 for lr in grid] for m, grid in LR_GRIDS.items()}
 
 
-def methods(hidden: int, figure: bool) -> tuple[dict, dict]:
+def methods(hidden: int, figure: bool, shapes: str = "grid") -> tuple[dict, dict]:
     """The methods at their reference shape (r=8, a=b=32), parameter-matched relatives, and the figure's variants.
 
+    shapes "grid": every r x (a, b) of the figure; "axes": one axis at a time around the reference (LoRA-Mini
+    r = 4, 16 and a = b = 16, 64; LoRA r = 1, 2, 16), the cheaper set for a real model on a CPU.
     VeRA trains d_out + r numbers per layer: r = 8·(32+32) − d_out matches LoRA-Mini's 512 per layer.
     TinyLoRA trains r² numbers per layer (its SVD rank r): r = 22 gives 484, the closest to 512.
     """
@@ -50,13 +52,33 @@ def methods(hidden: int, figure: bool) -> tuple[dict, dict]:
         "full": {"method": "full"},
     }
     variants = {}
-    if figure:
+    if figure and shapes == "axes":
+        variants = {
+            "lora": [{"r": r} for r in (1, 2, 16)],
+            "loramini": [{"r": r, "a": 32, "b": 32} for r in (4, 16)]
+                        + [{"r": 8, "a": ab, "b": ab} for ab in (16, 64) if ab <= hidden],
+        }
+    elif figure:
         variants = {
             "lora": [{"r": r} for r in (1, 2, 4, 16)],
             "loramini": [{"r": r, "a": ab, "b": ab} for r in (1, 2, 4, 8) for ab in (16, 32, 64)
                          if (r, ab) != (8, 32) and ab <= hidden],
         }
     return reference, variants
+
+
+def add_first_step_rule(results: dict, reference: dict, hidden: int) -> None:
+    """Beside each LoRA-Mini shape's tuned rate, the rate `first_step_rule_lr` derives from the reference shape's
+    tuned rate (query/value layers are hidden x hidden), and tuned / rule."""
+    from loramini.experiments import first_step_rule_lr
+
+    tuned = {(s["task"], s["method"]): s["best_lr"] for s in results.get("lr_sweeps", [])}
+    for sweep in results.get("shape_sweeps", []):
+        base_lr = tuned.get((sweep["task"], sweep["method"]))
+        if sweep["method"] != "loramini" or base_lr is None or sweep["best_lr"] is None:
+            continue
+        rule = first_step_rule_lr(base_lr, sweep, reference["loramini"], hidden, hidden)
+        sweep.update(rule_lr=float(f"{rule:.3g}"), tuned_over_rule=round(sweep["best_lr"] / rule, 3))
 
 
 def probe_references(model_name: str, task: str, data_dir, max_train_samples, max_length: int, seeds) -> dict:
@@ -161,6 +183,12 @@ def build_parser():
     parser.add_argument("--no-figure", action="store_true", help="reference shapes only, no r / (a, b) variants")
     parser.add_argument("--tune-shapes", action="store_true",
                         help="tune every r / (a, b) variant's own rate (half-decade grid around its method's)")
+    parser.add_argument("--shapes", choices=["grid", "axes"], default="grid",
+                        help="the variants: the whole r x (a, b) grid, or one axis at a time around r=8, a=b=32")
+    parser.add_argument("--group-by-length", action="store_true",
+                        help="batches of rows of similar length (TrainConfig.group_by_length): less padding")
+    parser.add_argument("--with-shipped-rate", action="store_true",
+                        help="also run each method's reference shape at the package's default rate, if not its tuned one")
     parser.add_argument("--references-only", action="store_true", help="only the probe and zero-shot references")
     parser.add_argument("--cache", default="outputs/accuracy-vs-params", help="one JSON file per training run")
     parser.add_argument("--out", default=str(RESULTS / "accuracy-vs-params.json"))
@@ -207,6 +235,23 @@ def main(argv=None) -> int:
         return 130
 
 
+def shipped_rate_cells(found: dict, reference: dict, protocol, shipped: dict, cache: Path, run=None) -> list:
+    """Each method's reference shape at the package's default rate, over the same seeds, where the sweep tuned
+    another rate (a run at the same settings is read from the cache): how much the default gives up."""
+    from dataclasses import replace
+
+    tuned = {s["method"]: s["best_lr"] for s in found["lr_sweeps"]}
+    cells = []
+    for label, settings in reference.items():
+        if tuned.get(label) is None or tuned[label] == shipped[label]:
+            continue
+        at_default = replace(protocol, methods={label: {**settings, "lr": shipped[label]}}, lr_grids={}, variants={},
+                             tune_shapes=False)
+        for cell in run_protocol(at_default, cache, **({"run": run} if run else {}))["cells"]:
+            cells.append({**cell, "at": "shipped rate"})
+    return cells
+
+
 def run(args, argv) -> int:
     tiny = args.model == "tiny"
     hidden = 64 if tiny else 384 if "minilm" in args.model.lower() else 768
@@ -214,13 +259,14 @@ def run(args, argv) -> int:
     out = Path(args.out)
     from loramini.train_config import DEFAULT_LR, TINY_LR
 
+    shipped = TINY_LR if tiny else DEFAULT_LR
     results = {"cells": [], "lr_sweeps": [], "references": [], **({"shape_sweeps": []} if args.tune_shapes else {})}
     for task in args.task:
-        reference, variants = methods(hidden, figure=not args.no_figure)
+        reference, variants = methods(hidden, figure=not args.no_figure, shapes=args.shapes)
         reference = {m: s for m, s in reference.items() if m in args.methods}
         base = {"model": args.model, "task": task, "data_dir": args.data_dir, "epochs": args.epochs,
                 "max_train_samples": args.max_train_samples, "max_length": args.max_length,
-                "batch_size": args.batch_size}
+                "batch_size": args.batch_size, **({"group_by_length": True} if args.group_by_length else {})}
         grids = TINY_GRIDS if tiny else LR_GRIDS
         protocol = Protocol(base=base, methods=reference, lr_grids={m: grids[m] for m in reference},
                             variants=variants, seeds=args.seeds, tune_seeds=args.tune_seeds,
@@ -229,8 +275,12 @@ def run(args, argv) -> int:
             cached_references(args, task, Path(args.cache) / f"{model_label}-{task}")
             continue
         found = run_protocol(protocol, Path(args.cache) / f"{model_label}-{task}")
+        if args.with_shipped_rate:
+            found["cells"] += shipped_rate_cells(found, reference, protocol, shipped,
+                                                 Path(args.cache) / f"{model_label}-{task}")
+        add_first_step_rule(found, reference, hidden)
         for cell in found["cells"]:  # the shipped default beside the rate each cell ran at
-            cell.update(model=model_label, shipped_lr=(TINY_LR if tiny else DEFAULT_LR).get(cell["method"]))
+            cell.update(model=model_label, shipped_lr=shipped.get(cell["method"]))
         for key in ("lr_sweeps", "shape_sweeps"):
             for sweep in found.get(key, []):
                 sweep["model"] = model_label

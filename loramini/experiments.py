@@ -153,6 +153,41 @@ def first_step_descent_ratio(d_in: int, d_out: int, r: int = 8, a: int = 32, b: 
     return sum(ratios) / len(ratios), math.sqrt(b / d_out)
 
 
+def first_step_descent(d_in: int, d_out: int, r: int = 8, a: int = 32, b: int = 32, alpha: Optional[float] = None,
+                       trials: int = 10, seed: int = 0) -> float:
+    """||∂L/∂B_train||₁ of a fresh LoRA-Mini layer (d_out × d_in; alpha None = 2·r) for L = <G, ΔW>, G ~ N(0, 1),
+    averaged over `trials` layers: how far a first Adam step (every number moved by ±lr) lowers L, per unit of lr.
+
+    The gradient is scale · B_auxᵀ G A_effᵀ (b × r numbers), so it grows with alpha and, at alpha = 2·r, with r."""
+    from torch import nn
+
+    from .layer import LoRAMiniLinear
+
+    generator = torch.Generator().manual_seed(seed)
+    total = 0.0
+    with torch.random.fork_rng(devices=[]):  # A_train's init draws from the global generator: seed it, restore it
+        torch.manual_seed(seed)
+        for trial in range(trials):
+            layer = LoRAMiniLinear(nn.Linear(d_in, d_out), r=r, a=a, b=b, alpha=alpha, name=f"trial{trial}",
+                                   projection_seed=seed)
+            (torch.randn(d_out, d_in, generator=generator) * layer.delta_weight()).sum().backward()
+            total += float(layer.B_train.grad.abs().sum())
+    return total / trials
+
+
+def first_step_rule_lr(lr: float, shape: dict, reference: dict, d_in: int, d_out: int, trials: int = 10) -> float:
+    """The rate at which a layer of `shape` ({"r", "a", "b", "alpha"}; missing keys as in `reference`) takes the
+    same first Adam step down the loss as a `reference` layer at `lr`: lr · descent(reference) / descent(shape).
+
+    The derived rule √(d_out / b) extended to r, a, b and alpha; whether later steps follow it is what the
+    per-shape sweeps of benchmarks/accuracy_vs_params.py check."""
+    keys = ("r", "a", "b", "alpha")
+    ref = {k: reference.get(k) for k in keys if reference.get(k) is not None}
+    own = {**ref, **{k: shape[k] for k in keys if shape.get(k) is not None}}  # no alpha anywhere: 2·r for each
+    return lr * first_step_descent(d_in, d_out, **ref, trials=trials) / first_step_descent(d_in, d_out, **own,
+                                                                                            trials=trials)
+
+
 # ------------------------------------------------------------------------------------------ the protocol
 @dataclass
 class Protocol:

@@ -178,6 +178,23 @@ def test_first_step_descent_ratio_follows_sqrt_b_over_d(d, b):
     assert measured == pytest.approx(predicted, rel=0.1)
 
 
+def test_first_step_rule_follows_alpha_over_r_and_sqrt_b():
+    """The extended rule: at alpha = 2·r (the default) the B_train gradient grows with r, so the first-step rate
+    falls as 1/r; at a fixed alpha r cancels (scale alpha/r times r columns); wider b lowers it about as 1/sqrt(b)."""
+    from loramini.experiments import first_step_descent, first_step_rule_lr
+
+    ref = {"r": 8, "a": 32, "b": 32}
+    assert first_step_rule_lr(1e-2, ref, ref, 128, 128, trials=3) == pytest.approx(1e-2)
+    assert first_step_rule_lr(1e-2, {"r": 2}, ref, 128, 128, trials=3) == pytest.approx(4e-2, rel=0.15)
+    assert first_step_rule_lr(1e-2, {"r": 16}, ref, 128, 128, trials=3) == pytest.approx(5e-3, rel=0.15)
+    fixed = {**ref, "alpha": 16}
+    assert first_step_rule_lr(1e-2, {"r": 2}, fixed, 128, 128, trials=3) == pytest.approx(1e-2, rel=0.15)
+    assert first_step_rule_lr(1e-2, {"a": 64, "b": 64}, ref, 128, 128, trials=3) == pytest.approx(
+        1e-2 / math.sqrt(2), rel=0.15)
+    assert first_step_descent(128, 128, r=4, alpha=32, trials=3) == pytest.approx(
+        4 * first_step_descent(128, 128, r=4, alpha=8, trials=3), rel=1e-4)  # linear in alpha, same layers
+
+
 def test_regression_training_starts_at_the_label_variance_not_the_offset():
     """The STS-B collapse's root cause, offline: labels in 0–5 with a head starting at 0 begin at loss mean² + var."""
     import statistics

@@ -449,6 +449,7 @@ COMMANDS = {  # name: (argv after `python`, expected exit status)
     "benchmark --epochs 0": (["benchmarks/accuracy_vs_params.py", "--epochs", "0"], 2),
     "benchmark --task foo": (["benchmarks/accuracy_vs_params.py", "--task", "foo"], 2),
     "benchmark --methods lorra": (["benchmarks/accuracy_vs_params.py", "--methods", "lorra"], 2),
+    "benchmark --shapes cube": (["benchmarks/accuracy_vs_params.py", "--shapes", "cube"], 2),
     "benchmark --model /nonexistent/model": (["benchmarks/accuracy_vs_params.py", "--model", "/nonexistent/model"], 2),
     "ablate --r 1 0": (["-m", "loramini", "ablate", "--r", "1", "0"], 2),
     "ablate --seed 0 -1": (["-m", "loramini", "ablate", "--seed", "0", "-1"], 2),
@@ -519,3 +520,43 @@ def test_budget_curves_groups_are_flags_the_cli_accepts():
         config = config_from_args(parser.parse_args(flags), fail)
         assert (config.method, config.lr, config.max_train_samples, config.epochs) == (method, lr, rows, epochs), label
         assert {k: getattr(config, k) for k in extra} == extra, label
+
+
+def test_accuracy_vs_params_shapes_shipped_rate_and_rule(tmp_path):
+    """--shapes axes varies one axis at a time; --with-shipped-rate reruns only the methods whose tuned rate is not
+    the package default, at that default over the same seeds; each LoRA-Mini shape sweep gets the first-step rule."""
+    from loramini.experiments import Protocol, run_protocol
+
+    bench = benchmark_module()
+    reference, variants = bench.methods(384, figure=True, shapes="axes")
+    assert variants["lora"] == [{"r": 1}, {"r": 2}, {"r": 16}]
+    for shape in variants["loramini"]:  # exactly one of r, a=b differs from the reference r=8, a=b=32
+        assert shape["a"] == shape["b"] and (shape["r"] != 8) + (shape["a"] != 32) == 1, shape
+    assert len(bench.methods(384, figure=True)[1]["loramini"]) == 11  # the whole grid stays the default
+
+    calls = []
+
+    def run(params):  # "loramini" peaks at 1e-2 (not its 3e-3 default); "lora" at its default 3e-3
+        calls.append(params)
+        best = 1e-2 if params["method"] == "loramini" else 3e-3
+        return {"metric": 0.9 - 0.1 * abs(math.log10(params["lr"] / best)), "main_metric": "accuracy",
+                "adapter_params": 1, "trainable_params": 1, "lr": params["lr"], "wall_time_s": 1.0}
+
+    methods = {m: reference[m] for m in ("loramini", "lora")}
+    protocol = Protocol(base={"task": "t", "model": "tiny"}, methods=methods,
+                        lr_grids={"loramini": [3e-3, 1e-2, 3e-2], "lora": [1e-3, 3e-3, 1e-2]}, seeds=[0, 1, 2])
+    found = run_protocol(protocol, tmp_path, run=run, log=lambda _: None)
+    shipped = {"loramini": 3e-3, "lora": 3e-3}
+    cells = bench.shipped_rate_cells(found, methods, protocol, shipped, tmp_path, run=run)
+    assert [(c["method"], c["lr"], c["at"]) for c in cells] == [("loramini", 3e-3, "shipped rate")]
+    assert cells[0]["seeds"] == [0, 1, 2] and cells[0]["metric_mean"] == pytest.approx(0.9 - 0.1 * math.log10(10 / 3))
+    assert sorted(c["seed"] for c in calls if c["lr"] == 3e-3 and c["method"] == "loramini"
+                  and "eval_split" not in c) == [0, 1, 2]
+
+    results = {"lr_sweeps": [{"task": "t", "method": "loramini", "best_lr": 1e-2}],
+               "shape_sweeps": [{"task": "t", "method": "loramini", "r": 16, "a": 32, "b": 32, "best_lr": 1e-2},
+                                {"task": "t", "method": "lora", "r": 2, "best_lr": 1e-2}]}
+    bench.add_first_step_rule(results, reference, 64)
+    mini, lora = results["shape_sweeps"]
+    assert mini["rule_lr"] == pytest.approx(5e-3, rel=0.15) and mini["tuned_over_rule"] == pytest.approx(2, rel=0.15)
+    assert "rule_lr" not in lora
