@@ -61,6 +61,10 @@ GROUPS = [
     # shuffled batches say whether the grouping had a part in it.
     ("STS-B 4x, PEFT LoRA at 3e-3", "stsb", "lora", 3e-3, 3000, 4, {}),
     ("STS-B 4x, LoRA-Mini at 3e-3", "stsb", "loramini", 3e-3, 3000, 4, {}),
+    # SST-2 4x with length-grouped batches: a second paired check of the grouping, and the whole-run CPU seconds
+    # against the shuffled 4x runs above.
+    ("SST-2 4x, LoRA-Mini at 3e-3, length-grouped", "sst2", "loramini", 3e-3, 6000, 2, {"group_by_length": True}),
+    ("SST-2 4x, PEFT LoRA at 3e-3, length-grouped", "sst2", "lora", 3e-3, 6000, 2, {"group_by_length": True}),
 ]
 # Same seeds, same rows: the per-seed difference (first − second) is the fairer test than two overlapping CIs.
 PAIRED = [
@@ -78,6 +82,8 @@ PAIRED = [
     ("STS-B 4x, LoRA-Mini at 3e-3", "STS-B 4x, PEFT LoRA at 3e-3"),
     ("STS-B 4x, PEFT LoRA at 3e-3, length-grouped", "STS-B 4x, PEFT LoRA at 3e-3"),
     ("STS-B 4x, LoRA-Mini at 3e-3, length-grouped", "STS-B 4x, LoRA-Mini at 3e-3"),
+    ("SST-2 4x, LoRA-Mini at 3e-3, length-grouped", "SST-2 4x, LoRA-Mini at 3e-3 (new default)"),
+    ("SST-2 4x, PEFT LoRA at 3e-3, length-grouped", "SST-2 4x, PEFT LoRA at 3e-3"),
 ]
 
 
