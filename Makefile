@@ -92,7 +92,9 @@ bench: $(BIN)/.installed-train
 # Refresh the results the package ships (loramini/results/) from benchmarks/results/ after a benchmark run.
 results:
 	cp benchmarks/results/accuracy-vs-params.json benchmarks/results/accuracy-vs-params-smoke.json \
-	  benchmarks/results/budget-curves.json benchmarks/results/decoder-runs.json loramini/results/
+	  benchmarks/results/budget-curves.json benchmarks/results/decoder-runs.json \
+	  benchmarks/results/shape-rates.json benchmarks/results/rates-4x-sst2.json \
+	  benchmarks/results/rates-4x-stsb.json loramini/results/
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -140,8 +140,8 @@ def cached_references(args, task: str, cache: Path) -> dict:
     return refs
 
 
-def run_seconds(cache: str) -> float:
-    """Total wall time of every cached training run (what regenerating the file from scratch costs)."""
+def run_seconds(cache) -> float:
+    """Total wall time of every training run cached under `cache` (what regenerating its results costs)."""
     import json
 
     total = 0.0
@@ -291,7 +291,7 @@ def run(args, argv) -> int:
         note = (f"budget: {args.max_train_samples} training rows per seed, {args.epochs} epochs, max length "
                 f"{args.max_length}, batch {args.batch_size}; learning rates tuned on held-out training rows (selection split) with "
                 f"seeds {args.tune_seeds}; reported on the validation split over seeds {args.seeds}. Sum of the "
-                f"training runs' wall times: {run_seconds(args.cache):.0f} s.")
+                f"training runs' wall times: {sum(run_seconds(Path(args.cache) / f'{model_label}-{t}') for t in args.task):.0f} s.")
         write_results(out, results, command_line(argv), note)
         print(f"wrote {out}")
     return 0

@@ -14,7 +14,10 @@ from importlib import resources
 SHIPPED = {
     "accuracy-vs-params": "all-MiniLM-L6-v2 on GLUE SST-2 and STS-B, every method at its tuned rate, 3 seeds",
     "accuracy-vs-params-smoke": "the tiny RoBERTa on the offline synthetic-rank task, the same protocol",
-    "budget-curves": "all-MiniLM-L6-v2 at 1x and 4x the protocol's budget, a pair task never tuned on, 3 seeds",
+    "budget-curves": "all-MiniLM-L6-v2 at 1x, 4x and 16x the protocol's budget, a pair task never tuned on, 3 seeds",
+    "shape-rates": "all-MiniLM-L6-v2 on SST-2 at 1x: a rate tuned for each r and a = b, one axis at a time, 3 seeds",
+    "rates-4x-sst2": "all-MiniLM-L6-v2 on SST-2 at 4x: LoRA-Mini's and LoRA's rates tuned again, and their defaults",
+    "rates-4x-stsb": "all-MiniLM-L6-v2 on STS-B at 4x: LoRA's rate tuned again, and its default",
     "decoder-runs": "SmolLM2-135M-Instruct fine-tuned on SST-2 as text on a shared CPU (benchmarks/decoder_runs.py)",
 }
 
