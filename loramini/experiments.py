@@ -124,6 +124,20 @@ def tune_lr(score: Callable[[float], float], grid: Sequence[float], max_extensio
     return LRSweep(grid, [scores[lr] for lr in grid], best, at_edge, extended)
 
 
+def _trial_layers(d_in: int, d_out: int, r: int, a: int, b: int, alpha: Optional[float], trials: int, seed: int):
+    """`trials` fresh LoRA-Mini layers (d_out × d_in), each with an upstream gradient G = ∂L/∂ΔW ~ N(0, 1) of the
+    loss L = <G, ΔW>, drawn from a generator seeded by `seed` (A_train's init uses torch's global one)."""
+    from torch import nn
+
+    from .layer import LoRAMiniLinear
+
+    generator = torch.Generator().manual_seed(seed)
+    for trial in range(trials):
+        layer = LoRAMiniLinear(nn.Linear(d_in, d_out), r=r, a=a, b=b, alpha=alpha, name=f"trial{trial}",
+                               projection_seed=seed)
+        yield layer, torch.randn(d_out, d_in, generator=generator)
+
+
 def first_step_descent_ratio(d_in: int, d_out: int, r: int = 8, a: int = 32, b: int = 32, trials: int = 10,
                              seed: int = 0) -> tuple[float, float]:
     """(measured, predicted): how much a first Adam step of LoRA-Mini lowers a loss, relative to LoRA's, same lr.
@@ -135,16 +149,8 @@ def first_step_descent_ratio(d_in: int, d_out: int, r: int = 8, a: int = 32, b: 
     learning as fast as LoRA, LoRA-Mini needs a learning rate sqrt(d_out / b) times LoRA's (3.5x for d=384, b=32;
     4.9x for roberta-base's 768). Measured with autograd on real layers for a random upstream gradient G.
     """
-    from torch import nn
-
-    from .layer import LoRAMiniLinear
-
-    generator = torch.Generator().manual_seed(seed)
     ratios = []
-    for trial in range(trials):
-        layer = LoRAMiniLinear(nn.Linear(d_in, d_out), r=r, a=a, b=b, alpha=2 * r, name=f"trial{trial}",
-                               projection_seed=seed)
-        upstream = torch.randn(d_out, d_in, generator=generator)  # ∂L/∂ΔW of the loss L = <G, ΔW>
+    for layer, upstream in _trial_layers(d_in, d_out, r, a, b, 2 * r, trials, seed):
         (upstream * layer.delta_weight()).sum().backward()
         a_eff = (layer.A_train @ layer.A_aux).detach()  # LoRA with the same A (r × d_in), B = 0
         b_lora = torch.zeros(d_out, r, requires_grad=True)
@@ -159,18 +165,11 @@ def first_step_descent(d_in: int, d_out: int, r: int = 8, a: int = 32, b: int = 
     averaged over `trials` layers: how far a first Adam step (every number moved by ±lr) lowers L, per unit of lr.
 
     The gradient is scale · B_auxᵀ G A_effᵀ (b × r numbers), so it grows with alpha and, at alpha = 2·r, with r."""
-    from torch import nn
-
-    from .layer import LoRAMiniLinear
-
-    generator = torch.Generator().manual_seed(seed)
     total = 0.0
     with torch.random.fork_rng(devices=[]):  # A_train's init draws from the global generator: seed it, restore it
         torch.manual_seed(seed)
-        for trial in range(trials):
-            layer = LoRAMiniLinear(nn.Linear(d_in, d_out), r=r, a=a, b=b, alpha=alpha, name=f"trial{trial}",
-                                   projection_seed=seed)
-            (torch.randn(d_out, d_in, generator=generator) * layer.delta_weight()).sum().backward()
+        for layer, upstream in _trial_layers(d_in, d_out, r, a, b, alpha, trials, seed):
+            (upstream * layer.delta_weight()).sum().backward()
             total += float(layer.B_train.grad.abs().sum())
     return total / trials
 
